@@ -1,0 +1,7 @@
+"""Run the command line with ``python -m bootstrap``."""
+
+import sys
+
+from bootstrap.cli import main
+
+sys.exit(main())

@@ -1,0 +1,442 @@
+"""Load and validate the TOML config that describes the domain and repositories.
+
+Every rule is checked before anything is rendered or sent, and every broken
+rule is reported, not only the first.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from bootstrap import servicemodel
+from bootstrap.errors import ConfigError, ConfigIssue
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEFAULT_CONFIG = "bootstrap.toml"
+DEFAULT_PREFIX = "studio-bootstrap"
+TRANSPORTS = ("codecommit", "https")
+
+# Short, lowercase forms of the app types, used in LCC names and file names.
+APP_SLUGS = {
+    "JupyterServer": "jupyterserver",
+    "KernelGateway": "kernelgateway",
+    "JupyterLab": "jupyterlab",
+    "CodeEditor": "codeeditor",
+}
+CLASSIC_APP_TYPES = ("JupyterServer", "KernelGateway")
+
+# LCC names are PREFIX-APP-HASH: the longest app slug and an 8-digit hash leave
+# this much of the 63-character name limit for the prefix.
+HASH_LENGTH = 8
+MAX_PREFIX = 63 - len("-jupyterserver-") - HASH_LENGTH
+
+ACCOUNT_RE = re.compile(r"[0-9]{12}\Z")
+# Region names such as eu-west-1, us-gov-west-1, cn-north-1, us-isob-east-1.
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}\Z")
+# CodeCommit repository names: 1 to 100 letters, digits, '.', '_' or '-'.
+REPOSITORY_RE = re.compile(r"[A-Za-z0-9._-]{1,100}\Z")
+# IAM role names: 1 to 64 of letters, digits and +=,.@_-.
+ROLE_NAME_RE = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}\Z")
+ROLE_ARN_RE = re.compile(
+    r"arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):iam::"
+    r"(?P<account>[0-9]{12}):role/(?P<path>(?:[\x21-\x7e]+/)*)"
+    r"(?P<name>[A-Za-z0-9+=,.@_-]{1,64})\Z"
+)
+# Profile names reach a git URL and a shell command line, so they are kept to
+# a safe set: a letter or digit, then letters, digits, '.', '_' or '-'.
+PROFILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+PREFIX_RE = re.compile(rf"[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,{MAX_PREFIX - 1}}}\Z")
+# Folders in the home that the lifecycle script itself manages.
+RESERVED_PATHS = (".studio-bootstrap", ".aws", ".git", ".ssh")
+MAX_PATH_BYTES = 1024
+MAX_COMPONENT_BYTES = 255
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The Studio domain in account B."""
+
+    id: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A CodeCommit repository in account A and where it is cloned."""
+
+    name: str
+    region: str
+    account_id: str
+    role_arn: str
+    profile: str
+    path: str
+    branch: str | None
+    transport: str
+    https_fallback: bool = True
+
+    @property
+    def arn(self) -> str:
+        """The repository ARN that IAM policies name."""
+        return f"arn:aws:codecommit:{self.region}:{self.account_id}:{self.name}"
+
+    @property
+    def codecommit_url(self) -> str:
+        """The git-remote-codecommit URL, which always carries the region."""
+        return f"codecommit::{self.region}://{self.profile}@{self.name}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config."""
+
+    domain: Domain
+    repositories: tuple[Repository, ...]
+    app_types: tuple[str, ...]
+    prefix: str
+    strict: bool
+    source: str
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file, raising ConfigError on any problem."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        issue = ConfigIssue("(file)", "config file not found; copy the example", source)
+        raise ConfigError(source, [issue]) from exc
+    except OSError as exc:
+        issue = ConfigIssue("(file)", f"cannot read: {exc.strerror}", source)
+        raise ConfigError(source, [issue]) from exc
+
+    # A BOM or CRLF line endings from an editor are harmless in TOML.
+    text = raw.decode("utf-8-sig", errors="replace").replace("\r\n", "\n")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        issue = ConfigIssue("(syntax)", f"invalid TOML: {exc}", source)
+        raise ConfigError(source, [issue]) from exc
+    return parse_config(data, source)
+
+
+def parse_config(data: dict[str, Any], source: str = DEFAULT_CONFIG) -> Config:
+    """Validate parsed TOML data and build a Config from it."""
+    checker = _Checker()
+    checker.control_characters(data, "")
+    config = checker.config(data, source)
+    if checker.issues or config is None:
+        raise ConfigError(source, checker.issues)
+    return config
+
+
+class _Checker:
+    """Collects every broken rule while building the config."""
+
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+
+    def fail(self, field: str, rule: str, value: object) -> None:
+        self.issues.append(ConfigIssue(field, rule, value))
+
+    def control_characters(self, value: object, field: str) -> None:
+        """Reject control characters, CR and NUL included, in every string."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{field}.{key}" if field else str(key)
+                self.control_characters(key, f"{name} (key)")
+                self.control_characters(item, name)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.control_characters(item, f"{field}[{index}]")
+        elif isinstance(value, str) and _has_control(value):
+            self.fail(field, "must not contain control characters", value)
+
+    def unknown_keys(self, table: dict[str, Any], allowed: set[str], at: str) -> None:
+        for key in table:
+            if key not in allowed:
+                field = f"{at}.{key}" if at else key
+                rule = f"unknown field; expected one of {', '.join(sorted(allowed))}"
+                self.fail(field, rule, table[key])
+
+    def string(
+        self,
+        table: dict[str, Any],
+        key: str,
+        at: str,
+        check: Callable[[str], str | None],
+        default: str | None = None,
+    ) -> str | None:
+        """Read a string field and apply a check that returns a broken rule."""
+        field = f"{at}.{key}" if at else key
+        value = table.get(key, default)
+        if value is None:
+            self.fail(field, "missing required field", None)
+            return None
+        if not isinstance(value, str):
+            self.fail(field, "must be a string", value)
+            return None
+        if _has_control(value):
+            return None  # already reported for the whole document
+        rule = check(value)
+        if rule:
+            self.fail(field, rule, value)
+            return None
+        return value
+
+    def config(self, data: dict[str, Any], source: str) -> Config | None:
+        self.unknown_keys(
+            data, {"domain", "repositories", "app_types", "prefix", "strict"}, ""
+        )
+        domain = self.domain(data.get("domain"))
+        prefix = self.string(data, "prefix", "", _check_prefix, DEFAULT_PREFIX)
+        strict = data.get("strict", False)
+        if not isinstance(strict, bool):
+            self.fail("strict", "must be true or false", strict)
+        app_types = self.app_types(data.get("app_types", list(APP_SLUGS)))
+        default_region = domain.region if domain else None
+        repositories = self.repositories(data.get("repositories"), default_region)
+        if domain is None or prefix is None or app_types is None:
+            return None
+        if repositories is None or not isinstance(strict, bool):
+            return None
+        return Config(domain, repositories, app_types, prefix, strict, source)
+
+    def domain(self, table: object) -> Domain | None:
+        if not isinstance(table, dict):
+            self.fail("domain", "missing table with id and region", table)
+            return None
+        self.unknown_keys(table, {"id", "region"}, "domain")
+        domain_id = self.string(table, "id", "domain", _check_domain_id)
+        region = self.string(table, "region", "domain", _check_region)
+        if domain_id is None or region is None:
+            return None
+        return Domain(domain_id, region)
+
+    def app_types(self, value: object) -> tuple[str, ...] | None:
+        if not isinstance(value, list) or not value:
+            self.fail("app_types", "must be a non-empty list of app types", value)
+            return None
+        found: list[str] = []
+        for index, item in enumerate(value):
+            if item not in APP_SLUGS:
+                rule = f"must be one of {', '.join(APP_SLUGS)}"
+                self.fail(f"app_types[{index}]", rule, item)
+            elif item in found:
+                self.fail(f"app_types[{index}]", "listed twice", item)
+            else:
+                found.append(item)
+        return tuple(found) if len(found) == len(value) else None
+
+    def repositories(
+        self, value: object, default_region: str | None
+    ) -> tuple[Repository, ...] | None:
+        if not isinstance(value, list) or not value:
+            rule = "must have at least one [[repositories]] table"
+            self.fail("repositories", rule, value)
+            return None
+        repositories = []
+        for index, table in enumerate(value):
+            at = f"repositories[{index}]"
+            if not isinstance(table, dict):
+                self.fail(at, "must be a table", table)
+                continue
+            repository = self.repository(table, at, default_region)
+            if repository is not None:
+                repositories.append(repository)
+        self.unique(repositories)
+        if len(repositories) != len(value):
+            return None
+        return tuple(repositories)
+
+    def repository(
+        self, table: dict[str, Any], at: str, default_region: str | None
+    ) -> Repository | None:
+        allowed = {"name", "region", "account_id", "role", "profile", "path"}
+        allowed |= {"branch", "transport", "https_fallback"}
+        self.unknown_keys(table, allowed, at)
+        issues_before = len(self.issues)
+        name = self.string(table, "name", at, _check_repository_name)
+        region = self.string(table, "region", at, _check_region, default_region)
+        account_id = self.string(table, "account_id", at, _check_account)
+        role = self.string(table, "role", at, _check_role)
+        # Defaults derive from the name; a broken name is reported once, above.
+        default_profile = f"codecommit-{name or 'repository'}"
+        profile = self.string(table, "profile", at, _check_profile, default_profile)
+        path = self.string(table, "path", at, _check_path, name or "repository")
+        branch = None
+        if "branch" in table:
+            branch = self.string(table, "branch", at, _check_branch)
+        transport = self.string(table, "transport", at, _check_transport, TRANSPORTS[0])
+        https_fallback = table.get("https_fallback", True)
+        if not isinstance(https_fallback, bool):
+            self.fail(f"{at}.https_fallback", "must be true or false", https_fallback)
+        if len(self.issues) > issues_before:
+            return None
+        assert name and region and account_id and role and profile and path
+        assert transport
+        role_arn = self.role_arn(role, account_id, f"{at}.role")
+        if role_arn is None:
+            return None
+        path = str(PurePosixPath(path))
+        return Repository(
+            name,
+            region,
+            account_id,
+            role_arn,
+            profile,
+            path,
+            branch,
+            transport,
+            bool(https_fallback),
+        )
+
+    def role_arn(self, role: str, account_id: str, field: str) -> str | None:
+        match = ROLE_ARN_RE.match(role)
+        if match is None:
+            return f"arn:aws:iam::{account_id}:role/{role}"
+        if match["account"] != account_id:
+            rule = f"role ARN must be in account_id {account_id}"
+            self.fail(field, rule, role)
+            return None
+        return role
+
+    def unique(self, repositories: list[Repository]) -> None:
+        """Require distinct profiles and clone paths, none inside another."""
+        profiles: dict[str, int] = {}
+        paths: dict[str, int] = {}
+        for index, repository in enumerate(repositories):
+            at = f"repositories[{index}]"
+            if repository.profile in profiles:
+                other = profiles[repository.profile]
+                rule = f"same profile as repositories[{other}]; profiles must differ"
+                self.fail(f"{at}.profile", rule, repository.profile)
+            profiles.setdefault(repository.profile, index)
+            for other_path, other in paths.items():
+                if _overlaps(repository.path, other_path):
+                    rule = (
+                        f"overlaps the path of repositories[{other}] ({other_path}); "
+                        "clone paths must differ and not contain each other"
+                    )
+                    self.fail(f"{at}.path", rule, repository.path)
+            paths.setdefault(repository.path, index)
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value) or any(
+        c in value for c in "\u2028\u2029"
+    )
+
+
+def _check_domain_id(value: str) -> str | None:
+    if servicemodel.pattern("DomainId").match(value) is None:
+        return "must be a domain id such as d-xxxxxxxxxxxx"
+    return None
+
+
+def _check_region(value: str) -> str | None:
+    if REGION_RE.match(value) is None:
+        return "must be a region name such as eu-west-1"
+    return None
+
+
+def _check_account(value: str) -> str | None:
+    if ACCOUNT_RE.match(value) is None:
+        return "must be an AWS account id of 12 digits"
+    return None
+
+
+def _check_repository_name(value: str) -> str | None:
+    if REPOSITORY_RE.match(value) is None:
+        return "must be 1 to 100 letters, digits, '.', '_' or '-'"
+    if value.endswith(".git"):
+        return "must not end in '.git'"
+    return None
+
+
+def _check_role(value: str) -> str | None:
+    if value.startswith("arn:"):
+        if ROLE_ARN_RE.match(value) is None:
+            return "must be an IAM role ARN such as arn:aws:iam::111111111111:role/Name"
+        return None
+    if ROLE_NAME_RE.match(value) is None:
+        return "must be an IAM role name (1 to 64 of letters, digits and +=,.@_-)"
+    return None
+
+
+def _check_profile(value: str) -> str | None:
+    if PROFILE_RE.match(value) is None:
+        return "must start with a letter or digit, then letters, digits, '.', '_', '-'"
+    if value == "default":
+        return "must not be 'default', which holds the user's own credentials"
+    return None
+
+
+def _check_prefix(value: str) -> str | None:
+    if PREFIX_RE.match(value) is None:
+        return (
+            f"must be 1 to {MAX_PREFIX} letters, digits and single hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return None
+
+
+def _check_transport(value: str) -> str | None:
+    if value not in TRANSPORTS:
+        return f"must be one of {', '.join(TRANSPORTS)}"
+    return None
+
+
+def _check_path(value: str) -> str | None:
+    if value.startswith(("/", "~")):
+        return "must be relative to the home folder"
+    if len(value.encode()) > MAX_PATH_BYTES:
+        return f"must be at most {MAX_PATH_BYTES} bytes"
+    parts = value.split("/")
+    if parts[-1] == "":
+        parts.pop()  # one trailing slash is harmless
+    for part in parts:
+        if part in ("", ".", ".."):
+            return "must not contain empty, '.' or '..' components"
+        if len(part.encode()) > MAX_COMPONENT_BYTES:
+            return f"each component must be at most {MAX_COMPONENT_BYTES} bytes"
+        if part.startswith("-"):
+            return "components must not start with '-'"
+    if not parts:
+        return "must not be empty"
+    if parts[0] in RESERVED_PATHS or ".git" in parts:
+        return f"must not be inside {', '.join(RESERVED_PATHS)}"
+    return None
+
+
+def _check_branch(value: str) -> str | None:
+    """Apply git's rules for branch names (git check-ref-format --branch)."""
+    if not value or value.startswith(("-", "/")) or value.endswith(("/", ".", ".lock")):
+        return "must be a valid git branch name"
+    if value == "@" or any(bad in value for bad in ("..", "@{", "//", "/.")):
+        return "must be a valid git branch name"
+    if any(c in value for c in " ~^:?*[\\") or value.startswith("."):
+        return "must be a valid git branch name"
+    if any(part.endswith(".lock") for part in value.split("/")):
+        return "must be a valid git branch name"
+    return None
+
+
+def _overlaps(path: str, other: str) -> bool:
+    first, second = PurePosixPath(path).parts, PurePosixPath(other).parts
+    shorter = min(len(first), len(second))
+    return first[:shorter] == second[:shorter]
+
+
+def iter_app_slugs(config: Config) -> Iterator[tuple[str, str]]:
+    """Yield each configured app type with its short name."""
+    for app_type in config.app_types:
+        yield app_type, APP_SLUGS[app_type]

@@ -1,0 +1,272 @@
+"""Render the lifecycle script of each app type from the Jinja templates.
+
+Python owns the logic and the templates own the text. In shell templates
+every ``{{ expression }}`` passes through :func:`shell_quote` by way of
+Jinja's ``finalize`` hook, so no template can emit an unquoted value.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bootstrap import __version__
+from bootstrap.config import APP_SLUGS, HASH_LENGTH, Config, Repository
+from bootstrap.errors import ScriptTooLargeError
+
+# CreateStudioLifecycleConfig takes the script base64-encoded, at most this
+# many characters after encoding (about 12,288 bytes before).
+CONTENT_LIMIT = 16384
+ENDPOINT_PLACEHOLDER = "@ENDPOINT@"
+DEFAULT_HOST = "git-codecommit.{region}.amazonaws.com"
+
+# Where a part of the script begins: a data assignment or a function.
+_PART_RE = re.compile(r"^(?:(SB_[A-Z_]+)=|(sb_[a-z_]+|main)\(\) \{)", re.MULTILINE)
+
+
+def shell_quote(value: object) -> str:
+    """Quote a value as one bash word in single quotes; any byte is inert."""
+    text = str(value)
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _plain_text(value: object) -> str:
+    """Pass a value into an INI or gitconfig template, refusing what breaks them."""
+    text = str(value)
+    if any(ord(c) < 0x20 or c in '"\\' for c in text):
+        raise ValueError(f"value {text!r} cannot be written to a config file")
+    return text
+
+
+class _TemplateLoader(jinja2.BaseLoader):
+    """Loads templates as UTF-8 with LF endings, dropping a BOM."""
+
+    def __init__(self) -> None:
+        self.root = resources.files("bootstrap.templates")
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        path = self.root / template
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise jinja2.TemplateNotFound(template) from exc
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+        return text, str(path), lambda: True
+
+
+def _environment(finalize: Callable[[Any], str]) -> jinja2.Environment:
+    # Bash uses "{#" in "${#array[@]}", so Jinja comments take other markers.
+    return jinja2.Environment(
+        loader=_TemplateLoader(),
+        finalize=finalize,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        newline_sequence="\n",
+        comment_start_string="{##",
+        comment_end_string="##}",
+        autoescape=False,
+    )
+
+
+SHELL = _environment(shell_quote)
+TEXT = _environment(_plain_text)
+
+
+@dataclass(frozen=True)
+class RenderedScript:
+    """One lifecycle script: its readable source and the packed text sent to AWS."""
+
+    app_type: str
+    prefix: str
+    source: str
+    text: str
+
+    @property
+    def content(self) -> bytes:
+        return self.text.encode("utf-8")
+
+    @property
+    def encoded(self) -> str:
+        """The content for CreateStudioLifecycleConfig: one unbroken base64 string."""
+        return base64.b64encode(self.content).decode("ascii")
+
+    @property
+    def digest(self) -> str:
+        """A short content hash, part of the lifecycle configuration name."""
+        return hashlib.sha256(self.content).hexdigest()[:HASH_LENGTH]
+
+    @property
+    def slug(self) -> str:
+        return APP_SLUGS[self.app_type]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.prefix}-{self.slug}.sh"
+
+    @property
+    def source_filename(self) -> str:
+        return f"{self.prefix}-{self.slug}.source.sh"
+
+    @property
+    def lcc_name(self) -> str:
+        return f"{self.prefix}-{self.slug}-{self.digest}"
+
+    def largest_parts(self, count: int = 3) -> list[tuple[str, int]]:
+        """Return the biggest data assignments and functions of the source."""
+        return largest_parts(self.source, count)
+
+
+def aws_block(repositories: Iterable[Repository]) -> str:
+    """Render the managed ~/.aws/config block: one profile per repository."""
+    template = TEXT.get_template("aws_profile.ini.j2")
+    sections = [template.render(repository=r).rstrip("\n") for r in repositories]
+    return "\n".join(sections)
+
+
+def git_block(repositories: Iterable[Repository], host: str | None = None) -> str:
+    """Render the Git credential sections for the CodeCommit HTTPS hosts.
+
+    Per host, the first repository gets the host-wide section, which resets
+    inherited helpers and turns on UseHttpPath; each other repository on that
+    host gets a section for its own path, because its profile differs.
+    """
+    template = TEXT.get_template("git_credential.gitconfig.j2")
+    seen: set[str] = set()
+    sections = []
+    for repository in repositories:
+        name = host or DEFAULT_HOST.format(region=repository.region)
+        host_section = name not in seen
+        seen.add(name)
+        path = "" if host_section else f"/v1/repos/{repository.name}"
+        sections.append(
+            template.render(
+                host=name,
+                path=path,
+                profile=repository.profile,
+                host_section=host_section,
+            ).rstrip("\n")
+        )
+    return "\n".join(sections)
+
+
+def render_script(config: Config, app_type: str) -> RenderedScript:
+    """Render the lifecycle script of one app type."""
+    repositories = config.repositories
+    context = {
+        "version": __version__,
+        "app_type": app_type,
+        "strict": "true" if config.strict else "false",
+        "repositories": [_repository_context(r) for r in repositories],
+        "aws_block": aws_block(repositories),
+        "git_block": git_block(repositories),
+        "git_endpoint_block": git_block(repositories, ENDPOINT_PLACEHOLDER),
+    }
+    source = SHELL.get_template("on_start.sh.j2").render(context)
+    return RenderedScript(app_type, config.prefix, source, pack(source, config.strict))
+
+
+def minify(source: str) -> str:
+    """Drop comment lines and the space indentation of a rendered program.
+
+    The templates put no line that starts with '#' or a space inside a quoted
+    string (INI and gitconfig text is indented with tabs), so this changes no
+    data; the tests run the packed scripts.
+    """
+    lines = []
+    for number, line in enumerate(source.split("\n")):
+        stripped = line.lstrip(" ")
+        directive = stripped.startswith("# shellcheck ")
+        if number > 0 and stripped.startswith("#") and not directive:
+            continue
+        lines.append(stripped)
+    return "\n".join(line for line in lines if line)
+
+
+def pack(source: str, strict: bool) -> str:
+    """Wrap a minified program in a script that unpacks and runs it.
+
+    gzip runs with a fixed time stamp, so the same source packs to the same
+    bytes with the same zlib.
+    """
+    program = minify(source)
+    compressed = gzip.compress(program.encode("utf-8"), compresslevel=9, mtime=0)
+    payload = base64.encodebytes(compressed).decode("ascii").rstrip("\n")
+    template = SHELL.get_template("packed.sh.j2")
+    return template.render(payload=payload, failure_status=1 if strict else 0)
+
+
+def _repository_context(repository: Repository) -> dict[str, str]:
+    return {
+        "name": repository.name,
+        "region": repository.region,
+        "profile": repository.profile,
+        "path": repository.path,
+        "branch": repository.branch or "",
+        "transport": repository.transport,
+        "https_fallback": "true" if repository.https_fallback else "false",
+    }
+
+
+def render_all(config: Config) -> list[RenderedScript]:
+    """Render one script per configured app type."""
+    return [render_script(config, app_type) for app_type in config.app_types]
+
+
+def check_size(script: RenderedScript) -> None:
+    """Raise ScriptTooLargeError when the encoded script exceeds the API limit."""
+    encoded = len(script.encoded)
+    if encoded <= CONTENT_LIMIT:
+        return
+    parts = ", ".join(f"{name} ({size:,} bytes)" for name, size in script.largest_parts())
+    raise ScriptTooLargeError(
+        f"{script.filename}: {encoded:,} base64 characters exceed the "
+        f"{CONTENT_LIMIT:,} limit of a lifecycle configuration "
+        f"({len(script.content):,} bytes before encoding, "
+        f"{len(script.source.encode()):,} bytes unpacked); largest parts: {parts}. "
+        "Configure fewer repositories per domain or shorten values."
+    )
+
+
+def largest_parts(text: str, count: int = 3) -> list[tuple[str, int]]:
+    """Split a script into its data assignments and functions; return the biggest."""
+    starts = [(m.start(), m.group(1) or m.group(2)) for m in _PART_RE.finditer(text)]
+    sizes: dict[str, int] = {"header": len(text[: starts[0][0]].encode())} if starts else {}
+    for index, (start, name) in enumerate(starts):
+        end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+        sizes[name] = sizes.get(name, 0) + len(text[start:end].encode())
+    ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
+    return ranked[:count]
+
+
+def write_scripts(scripts: Iterable[RenderedScript], folder: Path) -> list[Path]:
+    """Write scripts into a folder, replacing each file only when it changed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for script in scripts:
+        for name, text in (
+            (script.filename, script.text),
+            (script.source_filename, script.source),
+        ):
+            path = folder / name
+            _write_if_changed(path, text.encode("utf-8"))
+            written.append(path)
+    return written
+
+
+def _write_if_changed(path: Path, content: bytes) -> None:
+    if path.exists() and path.read_bytes() == content:
+        return
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(content)
+    temporary.replace(path)
