@@ -279,7 +279,8 @@ class _Checker:
         https_fallback = table.get("https_fallback", True)
         if not isinstance(https_fallback, bool):
             self.fail(f"{at}.https_fallback", "must be true or false", https_fallback)
-        if len(self.issues) > issues_before:
+        values = (name, region, account_id, role, profile, path, transport)
+        if len(self.issues) > issues_before or None in values:
             return None
         assert name and region and account_id and role and profile and path
         assert transport

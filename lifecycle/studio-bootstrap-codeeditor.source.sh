@@ -56,7 +56,7 @@ SB_DEADLINE=900
 SB_CLONE_TIMEOUT=600
 SB_FETCH_TIMEOUT=120
 SB_INSTALL_TIMEOUT=300
-SB_ATTEMPTS=4
+SB_ATTEMPTS=3
 # --- shared helpers -------------------------------------------------------------
 
 # Prints one log line stamped with UTC time; the foreground also appends it
@@ -108,6 +108,15 @@ sb_first_line() {
 
 sb_head() {
   printf '%s\n' "${1%%$'\n'*}"
+}
+
+# Succeeds when a file lacks the owner's write bit, which root ignores but
+# which still says the owner wants it left alone.
+sb_read_only() {
+  local mode
+  [[ -w $1 ]] || return 0
+  mode=$(stat -L -c %a -- "$1") || return 1
+  (((8#$mode & 8#200) == 0))
 }
 
 # Replaces a file by rename from a temporary file in the same folder.
@@ -699,6 +708,11 @@ sb_aws_config() {
   local target source new err rc line taken=()
   mkdir -p "$HOME/.aws" || return 1
   target=$(sb_resolve "$HOME/.aws/config") || return 1
+  if [[ -e $target ]] && sb_read_only "$target"; then
+    SB_SKIP_SYNC="the file ~/.aws/config is read-only"
+    sb_log "the file ~/.aws/config is read-only, so it was left unchanged"
+    return 1
+  fi
   source=$target
   [[ -e $source ]] || source=/dev/null
   new="$target.studio-bootstrap.$$"
@@ -751,12 +765,14 @@ sb_git_config() {
   sb_write "$SB_DIR/gitconfig" 600 "$text" || return 1
 
   target=$(sb_resolve "$HOME/.gitconfig") || return 1
-  if [[ -e $target && ! -w $target ]]; then
+  if [[ -e $target ]] && sb_read_only "$target"; then
     sb_log "the file ~/.gitconfig is read-only, so it was left unchanged;" \
       "add [include] path = ~/.studio-bootstrap/gitconfig to it yourself"
     return 1
   fi
-  if [[ -e $target ]] && command -v git >/dev/null; then
+  # A git that does not run at all cannot judge the file, so it is not asked;
+  # git reads ~/.gitconfig even for --version, hence GIT_CONFIG_GLOBAL.
+  if [[ -e $target ]] && GIT_CONFIG_GLOBAL=/dev/null git --version >/dev/null 2>&1; then
     if ! err=$(git config --file "$target" --list 2>&1 >/dev/null); then
       sb_log "the file ~/.gitconfig was left unchanged: it does not parse" \
         "($(sb_head "$err"))"

