@@ -91,6 +91,8 @@ class RenderedScript:
     prefix: str
     source: str
     text: str
+    # The ARN of another lifecycle configuration whose script this one runs.
+    composed_with: str | None = None
 
     @property
     def content(self) -> bytes:
@@ -139,7 +141,9 @@ def git_block(repositories: Iterable[Repository], host: str | None = None) -> st
 
     Per host, the first repository gets the host-wide section, which resets
     inherited helpers and turns on UseHttpPath; each other repository on that
-    host gets a section for its own path, because its profile differs.
+    host gets a section for its own path, because its profile differs. The
+    AWS CLI's helper signs only for Amazon host names unless its get command
+    has --ignore-host-check, so a host given at run time gets that option.
     """
     template = TEXT.get_template("git_credential.gitconfig.j2")
     seen: set[str] = set()
@@ -155,6 +159,7 @@ def git_block(repositories: Iterable[Repository], host: str | None = None) -> st
                 path=path,
                 profile=repository.profile,
                 host_section=host_section,
+                ignore_host_check=host is not None,
             ).rstrip("\n")
         )
     return "\n".join(sections)
@@ -193,15 +198,37 @@ def minify(source: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def compose(
+    script: RenderedScript, other_arn: str, other_content: bytes, strict: bool
+) -> RenderedScript:
+    """Render a script that runs another LCC's script, then ours, each isolated.
+
+    The other script runs as its own file, so its shebang and its exit stay its
+    own; the composed script exits with the first failure of the two.
+    """
+    other_name = other_arn.rsplit("/", 1)[-1]
+    template = SHELL.get_template("composed.sh.j2")
+    source = template.render(
+        other_name=other_name,
+        other_payload=_gzip_base64(other_content),
+        payload=_gzip_base64(minify(script.source).encode("utf-8")),
+        failure_status=1 if strict else 0,
+    )
+    return RenderedScript(script.app_type, script.prefix, source, source, other_arn)
+
+
+def _gzip_base64(data: bytes) -> str:
+    compressed = gzip.compress(data, compresslevel=9, mtime=0)
+    return base64.encodebytes(compressed).decode("ascii").rstrip("\n")
+
+
 def pack(source: str, strict: bool) -> str:
     """Wrap a minified program in a script that unpacks and runs it.
 
     gzip runs with a fixed time stamp, so the same source packs to the same
     bytes with the same zlib.
     """
-    program = minify(source)
-    compressed = gzip.compress(program.encode("utf-8"), compresslevel=9, mtime=0)
-    payload = base64.encodebytes(compressed).decode("ascii").rstrip("\n")
+    payload = _gzip_base64(minify(source).encode("utf-8"))
     template = SHELL.get_template("packed.sh.j2")
     return template.render(payload=payload, failure_status=1 if strict else 0)
 
@@ -228,7 +255,9 @@ def check_size(script: RenderedScript) -> None:
     encoded = len(script.encoded)
     if encoded <= CONTENT_LIMIT:
         return
-    parts = ", ".join(f"{name} ({size:,} bytes)" for name, size in script.largest_parts())
+    parts = ", ".join(
+        f"{name} ({size:,} bytes)" for name, size in script.largest_parts()
+    )
     raise ScriptTooLargeError(
         f"{script.filename}: {encoded:,} base64 characters exceed the "
         f"{CONTENT_LIMIT:,} limit of a lifecycle configuration "
@@ -241,7 +270,9 @@ def check_size(script: RenderedScript) -> None:
 def largest_parts(text: str, count: int = 3) -> list[tuple[str, int]]:
     """Split a script into its data assignments and functions; return the biggest."""
     starts = [(m.start(), m.group(1) or m.group(2)) for m in _PART_RE.finditer(text)]
-    sizes: dict[str, int] = {"header": len(text[: starts[0][0]].encode())} if starts else {}
+    sizes: dict[str, int] = (
+        {"header": len(text[: starts[0][0]].encode())} if starts else {}
+    )
     for index, (start, name) in enumerate(starts):
         end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
         sizes[name] = sizes.get(name, 0) + len(text[start:end].encode())

@@ -47,7 +47,7 @@ SB_GIT_BLOCK='[credential "https://git-codecommit.eu-west-1.amazonaws.com"]
 	UseHttpPath = true'
 SB_GIT_ENDPOINT_BLOCK='[credential "https://@ENDPOINT@"]
 	helper =
-	helper = "!aws codecommit credential-helper --profile repo-account $@"
+	helper = "!f() { if [ \"$1\" = get ]; then set -- get --ignore-host-check; fi; aws codecommit credential-helper --profile repo-account \"$@\"; }; f"
 	UseHttpPath = true'
 SB_BEGIN='# >>> studio-bootstrap managed block: do not edit >>>'
 SB_END='# <<< studio-bootstrap managed block <<<'
@@ -174,13 +174,18 @@ sb_program() {
   printf 'SB_DIR="$HOME/.studio-bootstrap"\n%s "$@"\n' "$1"
 }
 
-# Starts the sync in a session of its own, detached from this script.
+# Starts the sync in a session of its own, detached from the caller. SIGHUP
+# is ignored from the first instruction on, because a terminal that closes
+# right away would otherwise end the child before setsid has run.
 sb_spawn() {
-  local launcher=(nohup)
+  local dir=$1 launcher=(nohup)
   if command -v setsid >/dev/null; then
     launcher=(setsid nohup)
   fi
-  "${launcher[@]}" bash "$SB_DIR/sync.sh" </dev/null >>"$SB_DIR/sync.log" 2>&1 &
+  (
+    trap '' HUP
+    "${launcher[@]}" bash "$dir/sync.sh" </dev/null >>"$dir/sync.log" 2>&1 &
+  )
 }
 
 # The ~/.aws/config merge. It reads the file as botocore's configparser does
@@ -389,10 +394,14 @@ sb_is_ours() {
 # for HTTPS given on the command line so that it works even when ~/.gitconfig
 # could not be changed. Sets SB_ERROR to git's last error line, redacted.
 sb_git() {
-  local i=$1 seconds=$2 err="$SB_DIR/git.$$.err" rc
+  local i=$1 seconds=$2 err="$SB_DIR/git.$$.err" rc helper
   shift 2
-  timeout -k 10 "$seconds" git -c credential.helper= \
-    -c "credential.helper=!aws codecommit credential-helper --profile ${SB_PROFILES[$i]} \$@" \
+  helper="aws codecommit credential-helper --profile ${SB_PROFILES[$i]}"
+  case $(sb_host "${SB_REGIONS[$i]}") in
+    *.amazonaws.com | *.amazonaws.com:* | *.amazonaws.com.cn) helper="!$helper \$@" ;;
+    *) helper="!f() { if [ \"\$1\" = get ]; then set -- get --ignore-host-check; fi; $helper \"\$@\"; }; f" ;;
+  esac
+  timeout -k 10 "$seconds" git -c credential.helper= -c "credential.helper=$helper" \
     -c credential.UseHttpPath=true -c http.lowSpeedLimit=1000 \
     -c http.lowSpeedTime=60 "$@" 2>"$err"
   rc=$?
@@ -678,11 +687,7 @@ sb_hook() {
     fi
   done
   if ((missing)) && [[ -x $dir/sync.sh ]]; then
-    if command -v setsid >/dev/null; then
-      (setsid nohup bash "$dir/sync.sh" </dev/null >>"$dir/sync.log" 2>&1 &)
-    else
-      (nohup bash "$dir/sync.sh" </dev/null >>"$dir/sync.log" 2>&1 &)
-    fi
+    sb_spawn "$dir"
   fi
   if ((${#failed[@]})); then
     printf 'studio-bootstrap: the last sync of ~/%s failed; see ~/.studio-bootstrap/sync.log\n' "${failed[@]}"
@@ -696,8 +701,8 @@ sb_hook_program() {
   printf '# Written by the lifecycle script at each app start.\n'
   printf 'SB_HOOK_PATHS=(%s)\n' "$(printf ' %q' "${SB_PATHS[@]}")"
   printf 'SB_HOOK_PROFILES=(%s)\n' "$(printf ' %q' "${SB_PROFILES[@]}")"
-  declare -f sb_hook
-  printf 'sb_hook\nunset -f sb_hook\nunset SB_HOOK_PATHS SB_HOOK_PROFILES\n'
+  declare -f sb_hook sb_spawn
+  printf 'sb_hook\nunset -f sb_hook sb_spawn\nunset SB_HOOK_PATHS SB_HOOK_PROFILES\n'
 }
 
 # --- foreground steps ---------------------------------------------------------
@@ -827,7 +832,7 @@ sb_start_sync() {
     sb_log "sync skipped: $SB_SKIP_SYNC"
     return 0
   fi
-  sb_spawn
+  sb_spawn "$SB_DIR"
   sb_log "syncing ${#SB_NAMES[@]} repositories in the background;" \
     "log: ~/.studio-bootstrap/sync.log"
 }

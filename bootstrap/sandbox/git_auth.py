@@ -1,0 +1,150 @@
+"""Git credentials for CodeCommit over HTTPS: parse, sign and verify them.
+
+git-remote-codecommit 1.17 and ``aws codecommit credential-helper`` (awscli
+1.45) both send HTTP Basic credentials built the same way:
+
+- username: ``ACCESS_KEY_ID`` then ``%`` and the session token, if any;
+- password: ``YYYYMMDDTHHMMSS`` then ``Z`` then a hex SigV4 signature, for
+  service ``codecommit``, of the canonical request
+  ``GIT\\n/v1/repos/REPO\\n\\nhost:HOST\\n\\nhost\\n``.
+
+The SigV4 string to sign uses the timestamp without the ``Z``. The two tools
+differ in HOST: git-remote-codecommit signs ``CODE_COMMIT_ENDPOINT`` as set,
+port included, while the credential helper signs the host git passes with the
+port removed. So the endpoint accepts a signature over either form.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+from bootstrap.sandbox.aws import StsSession, find_sts_session
+from bootstrap.sandbox.errors import GitAuthenticationError
+
+SERVICE = "codecommit"
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S"
+
+# CodeCommit rejects signatures whose timestamp is further than this from now.
+MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)
+
+_PASSWORD = re.compile(r"(?P<timestamp>\d{8}T\d{6})Z(?P<signature>[0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """The parts of a CodeCommit Git username and password."""
+
+    access_key_id: str
+    session_token: str | None
+    timestamp: str
+    signature: str
+
+
+def parse_basic_authorization(header: str) -> GitCredentials:
+    """Split an ``Authorization: Basic ...`` header into Git credentials."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise GitAuthenticationError(f"unsupported authorization scheme {scheme!r}")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise GitAuthenticationError("Basic credentials are not base64") from exc
+
+    username, separator, password = decoded.partition(":")
+    if not separator:
+        raise GitAuthenticationError("Basic credentials have no password")
+    access_key_id, _, session_token = username.partition("%")
+    match = _PASSWORD.fullmatch(password)
+    if not access_key_id or match is None:
+        raise GitAuthenticationError(
+            "password is not a timestamp followed by Z and a hex signature"
+        )
+    return GitCredentials(
+        access_key_id=access_key_id,
+        session_token=session_token or None,
+        timestamp=match["timestamp"],
+        signature=match["signature"],
+    )
+
+
+def canonical_request(path: str, host: str) -> str:
+    return f"GIT\n{path}\n\nhost:{host}\n\nhost\n"
+
+
+def sign_git_request(
+    secret_access_key: str, timestamp: str, region: str, path: str, host: str
+) -> str:
+    """Return the hex SigV4 signature of a CodeCommit Git request."""
+    date = timestamp[:8]
+    scope = f"{date}/{region}/{SERVICE}/aws4_request"
+    request_hash = hashlib.sha256(canonical_request(path, host).encode()).hexdigest()
+    string_to_sign = f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{request_hash}"
+
+    key = f"AWS4{secret_access_key}".encode()
+    for part in (date, region, SERVICE, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def signed_hosts(host: str) -> list[str]:
+    """Return the host forms a client may have signed: as sent, and portless."""
+    hostname, _, port = host.rpartition(":")
+    if hostname and port.isdigit() and not hostname.endswith("]"):
+        return [host, hostname]
+    return [host]
+
+
+def verify_git_credentials(
+    credentials: GitCredentials,
+    *,
+    region: str,
+    path: str,
+    host: str,
+    now: datetime.datetime,
+) -> StsSession:
+    """Return the STS session behind valid credentials, or raise if invalid.
+
+    Valid means: moto's STS issued the access key, the session token matches,
+    the session has not expired, the timestamp is within MAX_CLOCK_SKEW of
+    ``now``, and the signature matches for one of ``signed_hosts(host)``.
+    Whether the session's role may use the repository is the caller's check.
+    """
+    key = credentials.access_key_id
+    session = find_sts_session(key)
+    if session is None:
+        raise GitAuthenticationError(f"access key {key} was not issued by STS")
+    if credentials.session_token != session.session_token:
+        raise GitAuthenticationError(f"session token does not match access key {key}")
+    if session.expired(now):
+        raise GitAuthenticationError(
+            f"credentials of access key {key} expired at {session.expiration:%c}"
+        )
+
+    try:
+        signed_at = datetime.datetime.strptime(credentials.timestamp, TIMESTAMP_FORMAT)
+    except ValueError as exc:
+        raise GitAuthenticationError(
+            f"signature timestamp {credentials.timestamp}Z is not a valid time"
+        ) from exc
+    signed_at = signed_at.replace(tzinfo=datetime.timezone.utc)
+    if abs(now - signed_at) > MAX_CLOCK_SKEW:
+        raise GitAuthenticationError(
+            f"signature timestamp {credentials.timestamp}Z is more than "
+            f"{MAX_CLOCK_SKEW} away from the server clock"
+        )
+
+    for signed_host in signed_hosts(host):
+        expected = sign_git_request(
+            session.secret_access_key, credentials.timestamp, region, path, signed_host
+        )
+        if hmac.compare_digest(expected, credentials.signature):
+            return session
+    raise GitAuthenticationError(
+        f"signature does not match for access key {key} and host {host}"
+    )
