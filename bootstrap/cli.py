@@ -50,7 +50,74 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"folder for the scripts (default: {DEFAULT_OUTPUT})",
     )
     render.set_defaults(handler=run_render)
+
+    register = commands.add_parser(
+        "register", help="create the lifecycle configurations and attach them"
+    )
+    _aws_options(register)
+    _register_options(register)
+    register.add_argument(
+        "--dry-run", action="store_true", help="show the plan and change nothing"
+    )
+    register.set_defaults(handler=run_register)
+
+    plan = commands.add_parser("plan", help="show what register would change")
+    _aws_options(plan)
+    _register_options(plan)
+    plan.set_defaults(handler=run_register, dry_run=True)
+
+    unregister = commands.add_parser(
+        "unregister",
+        help="detach this tool's lifecycle configurations everywhere and delete them",
+    )
+    _aws_options(unregister)
+    unregister.add_argument(
+        "--dry-run", action="store_true", help="show the plan and change nothing"
+    )
+    unregister.set_defaults(handler=run_unregister)
+
+    status = commands.add_parser(
+        "status", help="show which version is attached where, and who overrides"
+    )
+    _aws_options(status)
+    status.set_defaults(handler=run_status)
     return parser
+
+
+def _aws_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help="AWS profile for the SageMaker calls")
+    parser.add_argument("--region", help="AWS region (default: the domain's region)")
+    parser.add_argument(
+        "--endpoint-url", help="send SageMaker calls to this URL instead of AWS"
+    )
+    parser.add_argument(
+        "--output",
+        choices=("table", "json"),
+        default="table",
+        help="format of the plan or status (default: table)",
+    )
+
+
+def _register_options(parser: argparse.ArgumentParser) -> None:
+    slot = parser.add_mutually_exclusive_group()
+    slot.add_argument(
+        "--compose",
+        action="store_true",
+        help="when another LCC holds a default, run its script and ours from one LCC",
+    )
+    slot.add_argument(
+        "--replace-default",
+        action="store_true",
+        help="when another LCC holds a default, make ours the default instead",
+    )
+    parser.add_argument(
+        "--user-profiles",
+        nargs="+",
+        default=["all"],
+        metavar="NAME",
+        help="user profiles that override the domain to update: all (default), "
+        "none, or names",
+    )
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -67,6 +134,27 @@ def run_render(args: argparse.Namespace) -> int:
             f"(source {len(script.source.encode()):,} bytes)"
         )
     return 0
+
+
+def run_register(args: argparse.Namespace) -> int:
+    """Plan the changes; unless this is a dry run, apply and verify them."""
+    from bootstrap import commands
+
+    return commands.register(args)
+
+
+def run_unregister(args: argparse.Namespace) -> int:
+    """Detach and delete every version of ours, restoring what was there."""
+    from bootstrap import commands
+
+    return commands.unregister(args)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Show where each version is attached and whether it is current."""
+    from bootstrap import commands
+
+    return commands.status(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,3 +53,7 @@ class AwsError(BootstrapError):
         self.resource = resource
         self.code = code
         super().__init__(f"{operation} failed for {resource}: {code}: {message}")
+
+
+class ConflictError(BootstrapError):
+    """Raised when a default slot belongs to another lifecycle configuration."""
