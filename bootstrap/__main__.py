@@ -2,6 +2,6 @@
 
 import sys
 
-from bootstrap.cli import main
+from bootstrap.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -174,3 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BootstrapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def run() -> int:
+    """Run as a program: the console script and ``python -m bootstrap``."""
+    # A reader that stops early, as in "render | head", ends the output quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return main()

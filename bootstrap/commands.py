@@ -89,7 +89,7 @@ def unregister(args: argparse.Namespace) -> int:
     options = AwsOptions(args.profile, args.region, args.endpoint_url)
     sagemaker = SageMaker(options, config.domain.region)
     state = reg.discover(sagemaker, config.domain.id, config.prefix)
-    plan = reg.plan_unregister(state)
+    plan = reg.plan_unregister(state, config.app_types)
     _print_plan(plan, args.output)
     if args.dry_run:
         return 0

@@ -630,8 +630,13 @@ class InUseError(BootstrapError):
 # --- plan unregister -----------------------------------------------------------
 
 
-def plan_unregister(state: State) -> Plan:
-    """Plan detaching every version of ours, restoring displaced defaults, deleting."""
+def plan_unregister(state: State, app_types: Iterable[str]) -> Plan:
+    """Plan detaching every version of ours, restoring displaced defaults, deleting.
+
+    Only versions of the configured app types are deleted: LCCs belong to the
+    account, and another domain may use the same version.
+    """
+    configured = set(app_types)
     plan = Plan()
     previous = _previous_defaults(state)
     domain_request: dict[str, dict[str, Any]] = {}
@@ -677,6 +682,8 @@ def plan_unregister(state: State) -> Plan:
                 )
             )
     for lcc in sorted(state.ours.values(), key=lambda item: item.name):
+        if lcc.app_type not in configured:
+            continue
         holders = _holders(state, lcc.arn, include_attached=False)
         if holders:
             plan.notes.append(f"{lcc.name} cannot be deleted yet: {', '.join(holders)}")
@@ -769,7 +776,8 @@ def apply(sagemaker: SageMaker, plan: Plan, report: Callable[[str], None]) -> Ou
                     _run(sagemaker, change, outcome, report)
                 except InUseError as exc:
                     outcome.kept.append(
-                        f"{exc.name} is kept: still in use; a later run deletes it"
+                        f"{exc.name} is kept: another domain, user profile, space "
+                        "or running app still uses it; a later run deletes it"
                     )
     except AwsError:
         report(

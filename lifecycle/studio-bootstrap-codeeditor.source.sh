@@ -45,6 +45,7 @@ SB_GIT_BLOCK='[credential "https://git-codecommit.eu-west-1.amazonaws.com"]
 	helper =
 	helper = "!aws codecommit credential-helper --profile repo-account $@"
 	UseHttpPath = true'
+# shellcheck disable=SC2016 # git, not bash, expands $1 and $@ in the helper
 SB_GIT_ENDPOINT_BLOCK='[credential "https://@ENDPOINT@"]
 	helper =
 	helper = "!f() { if [ \"$1\" = get ]; then set -- get --ignore-host-check; fi; aws codecommit credential-helper --profile repo-account \"$@\"; }; f"
@@ -157,6 +158,18 @@ sb_backup() {
   TZ=UTC0 printf -v stamp '%(%Y%m%dT%H%M%SZ)T' -1
   SB_BACKUP="$1.studio-bootstrap-backup.$stamp"
   cp -p -- "$1" "$SB_BACKUP"
+}
+
+# Gives files that root wrote back to the owner of the home. Studio Classic
+# runs KernelGateway apps as root on the same EFS home as the JupyterServer
+# app of uid 1000, which must still be able to read and change them.
+sb_give_back() {
+  local owner
+  ((EUID == 0)) || return 0
+  owner=$(stat -c %u:%g -- "$HOME") || return 0
+  [[ $owner != 0:* ]] || return 0
+  chown -R -h --from=0:0 "$owner" -- "$@" 2>/dev/null
+  return 0
 }
 
 # Prints a bash program made of this script's data, its functions and a call.
@@ -285,6 +298,7 @@ sb_sync_main() {
   SB_HELD=()
   PATH="$SB_DIR/bin:$PATH"
   export GIT_TERMINAL_PROMPT=0
+  sb_trust_clones
   mkdir -p "$SB_DIR/status" "$SB_DIR/locks" || return 1
   sb_rotate_log
   sb_log "sync started (pid $$, ${#SB_NAMES[@]} repositories)"
@@ -299,6 +313,18 @@ sb_sync_main() {
     sb_sync_repo "$i"
   done
   sb_log "sync finished"
+}
+
+# Lets root run git in clones owned by the home's user: git refuses a
+# repository owned by someone else unless safe.directory names it, and only
+# command-line scope (which GIT_CONFIG_COUNT is) may set it.
+sb_trust_clones() {
+  local i
+  ((EUID == 0)) || return 0
+  export GIT_CONFIG_COUNT=${#SB_PATHS[@]}
+  for i in "${!SB_PATHS[@]}"; do
+    export "GIT_CONFIG_KEY_$i=safe.directory" "GIT_CONFIG_VALUE_$i=$HOME/${SB_PATHS[$i]}"
+  done
 }
 
 # Keeps the sync log under 1 MiB, with one older generation.
@@ -337,6 +363,7 @@ sb_sync_repo() {
     sb_status "$id" failed "$outcome"
     sb_summary "${SB_NAMES[$i]}: failed: $outcome"
   fi
+  sb_give_back "$dest" "$HOME/.aws" "$SB_DIR"
   sb_unlock "$id"
 }
 
@@ -845,6 +872,8 @@ main() {
   sb_step "include Git credential settings" sb_git_config || failures=1
   sb_step "add the terminal hook to ~/.bashrc" sb_bashrc || failures=1
   sb_step "start the background sync" sb_start_sync || failures=1
+  sb_give_back "$HOME/.aws" "$SB_DIR" "$(sb_resolve "$HOME/.aws/config")" \
+    "$(sb_resolve "$HOME/.gitconfig")" "$(sb_resolve "$HOME/.bashrc")"
   if ((failures)) && [[ $SB_STRICT == true ]]; then
     sb_log "a step failed and strict mode is on: failing the app start"
     return 1

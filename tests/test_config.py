@@ -37,8 +37,15 @@ def test_example_config_loads() -> None:
     repository = config.repositories[0]
     assert config.domain.id == "d-xxxxxxxxxxxx"
     assert repository.role_arn == "arn:aws:iam::111111111111:role/CrossAccountRepoRole"
-    assert repository.codecommit_url == "codecommit::eu-west-1://repo-account@example-repo"
-    assert config.app_types == ("JupyterLab", "CodeEditor", "JupyterServer", "KernelGateway")
+    assert (
+        repository.codecommit_url == "codecommit::eu-west-1://repo-account@example-repo"
+    )
+    assert config.app_types == (
+        "JupyterLab",
+        "CodeEditor",
+        "JupyterServer",
+        "KernelGateway",
+    )
 
 
 def test_defaults_derive_from_name(example_data: dict[str, Any]) -> None:
@@ -58,7 +65,12 @@ BAD_VALUES = [
     ("domain.id", ("domain", "id"), "domain-1", "domain id"),
     ("domain.region", ("domain", "region"), "Europe", "region name"),
     ("account_id short", ("repositories", 0, "account_id"), "1234", "12 digits"),
-    ("account_id letters", ("repositories", 0, "account_id"), "11111111111a", "12 digits"),
+    (
+        "account_id letters",
+        ("repositories", 0, "account_id"),
+        "11111111111a",
+        "12 digits",
+    ),
     ("name chars", ("repositories", 0, "name"), "my repo", "1 to 100"),
     ("name too long", ("repositories", 0, "name"), "r" * 101, "1 to 100"),
     ("name .git", ("repositories", 0, "name"), "repo.git", "'.git'"),
@@ -70,7 +82,12 @@ BAD_VALUES = [
         "arn:aws:iam::333333333333:role/CrossAccountRepoRole",
         "account_id 111111111111",
     ),
-    ("profile chars", ("repositories", 0, "profile"), "repo account", "letter or digit"),
+    (
+        "profile chars",
+        ("repositories", 0, "profile"),
+        "repo account",
+        "letter or digit",
+    ),
     ("profile default", ("repositories", 0, "profile"), "default", "'default'"),
     ("path absolute", ("repositories", 0, "path"), "/etc/repo", "relative"),
     ("path home", ("repositories", 0, "path"), "~/repo", "relative"),
@@ -165,7 +182,14 @@ def test_cli_exits_2_listing_each_issue(tmp_path: Path, capsys: Any) -> None:
 
 def test_cli_missing_config_exits_2(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bootstrap", "--config", str(tmp_path / "x.toml"), "render"],
+        [
+            sys.executable,
+            "-m",
+            "bootstrap",
+            "--config",
+            str(tmp_path / "x.toml"),
+            "render",
+        ],
         capture_output=True,
         text=True,
         check=False,

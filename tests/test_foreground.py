@@ -49,7 +49,9 @@ def home(tmp_path: Path) -> Path:
     return folder
 
 
-def start(script: Path, home: Path, path: str = "/usr/bin:/bin", **env: str) -> subprocess.CompletedProcess[str]:
+def start(
+    script: Path, home: Path, path: str = "/usr/bin:/bin", **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run the script as an app start does, without container credentials."""
     environment = {
         "HOME": str(home),
@@ -60,7 +62,11 @@ def start(script: Path, home: Path, path: str = "/usr/bin:/bin", **env: str) -> 
         **env,
     }
     return subprocess.run(
-        ["bash", str(script)], env=environment, capture_output=True, text=True, timeout=30
+        ["bash", str(script)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -157,7 +163,9 @@ USER_VARIANTS = {
 
 
 @pytest.mark.parametrize("variant", list(USER_VARIANTS), ids=list(USER_VARIANTS))
-def test_user_config_survives_repeated_starts(script: Path, home: Path, variant: str) -> None:
+def test_user_config_survives_repeated_starts(
+    script: Path, home: Path, variant: str
+) -> None:
     original = USER_VARIANTS[variant]
     (home / ".aws").mkdir()
     config = home / ".aws" / "config"
@@ -203,7 +211,10 @@ def test_same_named_profile_is_taken_over(script: Path, home: Path) -> None:
 
 
 INVALID_CONFIGS = {
-    "duplicate section": ("[default]\na = 1\n[default]\nb = 2\n", "line 3: duplicate section"),
+    "duplicate section": (
+        "[default]\na = 1\n[default]\nb = 2\n",
+        "line 3: duplicate section",
+    ),
     "option first": ("region = x\n[default]\n", "line 1: option before any section"),
     "stray text": ("[default]\njust words\n", "line 2: not a section header"),
     "duplicate option": ("[default]\na = 1\nA = 2\n", "line 3: duplicate option a"),
@@ -247,9 +258,14 @@ def test_git_credential_helper_comes_last(script: Path, home: Path) -> None:
         "",
         "!aws codecommit credential-helper --profile repo-account $@",
     ]
-    usehttppath = git_config(home, "--includes", "--bool", "--get", f"{HOST_KEY}.usehttppath")
+    usehttppath = git_config(
+        home, "--includes", "--bool", "--get", f"{HOST_KEY}.usehttppath"
+    )
     assert usehttppath.stdout.strip() == "true"
-    assert git_config(home, "--get", "credential.helper").stdout.strip() == "cache --timeout=3600"
+    assert (
+        git_config(home, "--get", "credential.helper").stdout.strip()
+        == "cache --timeout=3600"
+    )
     assert git_config(home, "--get", "user.name").stdout.strip() == "Ada"
     assert (home / ".gitconfig").read_text().startswith(USER_GITCONFIG)
 
@@ -260,7 +276,7 @@ def test_only_our_helper_runs_for_codecommit(script: Path, home: Path) -> None:
     bin_dir = home / "bin"
     bin_dir.mkdir()
     fake_aws = bin_dir / "aws"
-    fake_aws.write_text("#!/bin/sh\necho \"$@\" >> \"$HOME/aws-calls\"\n")
+    fake_aws.write_text('#!/bin/sh\necho "$@" >> "$HOME/aws-calls"\n')
     fake_aws.chmod(0o755)
     env = {
         "HOME": str(home),
@@ -271,13 +287,21 @@ def test_only_our_helper_runs_for_codecommit(script: Path, home: Path) -> None:
     }
     request = "protocol=https\nhost=git-codecommit.eu-west-1.amazonaws.com\npath=v1/repos/example-repo\n\n"
     result = subprocess.run(
-        ["git", "credential", "fill"], input=request, env=env, capture_output=True, text=True
+        ["git", "credential", "fill"],
+        input=request,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     helpers = [line for line in result.stderr.splitlines() if "run_command" in line]
     assert len(helpers) == 1, result.stderr
     assert "aws codecommit credential-helper --profile repo-account" in helpers[0]
     assert "credential-cache" not in result.stderr
-    assert (home / "aws-calls").read_text().startswith("codecommit credential-helper --profile repo-account get")
+    assert (
+        (home / "aws-calls")
+        .read_text()
+        .startswith("codecommit credential-helper --profile repo-account get")
+    )
 
 
 def test_include_moves_after_new_user_helper(script: Path, home: Path) -> None:
@@ -347,7 +371,9 @@ def test_bashrc_line_added_once(script: Path, home: Path) -> None:
 # --- failing tools -------------------------------------------------------------
 
 
-def test_broken_git_and_aws_do_not_stop_the_start(script: Path, home: Path, tmp_path: Path) -> None:
+def test_broken_git_and_aws_do_not_stop_the_start(
+    script: Path, home: Path, tmp_path: Path
+) -> None:
     tools = tmp_path / "tools"
     tools.mkdir()
     for name, status in (("git", 128), ("aws", 255)):

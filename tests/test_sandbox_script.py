@@ -353,3 +353,24 @@ def test_hook_is_silent_when_all_is_well(
     )
     assert shell.stdout.strip().splitlines()[-1] == "Initial commit"
     assert "studio-bootstrap" not in shell.stdout
+
+
+@needs_studio_user
+def test_classic_apps_share_one_home(
+    local_stack: LocalStack, sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
+) -> None:
+    scripts = scripts_for(tmp_path, repository, repo_role)
+    start(scripts["JupyterServer"], sandbox_home, app_type="JupyterServer")
+    new_head = local_stack.codecommit.commit(repository, {"NEW.md": "new\n"}, "Add NEW")
+    # KernelGateway runs as root on the same home; what it writes stays the user's.
+    start(scripts["KernelGateway"], sandbox_home, app_type="KernelGateway", user="root")
+    clone = sandbox_home.path / repository
+    assert git(sandbox_home, "-C", str(clone), "rev-parse", "HEAD") == new_head
+    root_owned = [
+        str(path)
+        for path in sandbox_home.path.rglob("*")
+        if path.lstat().st_uid == 0
+    ]
+    assert root_owned == []
+    shell = interactive_shell(sandbox_home, "true", user="sagemaker-user")
+    assert "Permission denied" not in shell.stdout

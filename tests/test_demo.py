@@ -1,0 +1,44 @@
+"""make demo: the whole story on the local stack, as a newcomer runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sandbox_processes() -> list[str]:
+    """Command lines of processes that a demo could leave behind."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "studio-bootstrap/sync.sh" in command or "studio-sandbox-" in command:
+            found.append(command)
+    return found
+
+
+def test_demo_runs_the_story() -> None:
+    before = set(sandbox_processes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GIT_"))}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    result = subprocess.run(
+        [sys.executable, "-m", "bootstrap.sandbox.demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Commit 4: add results" in result.stdout
+    assert "0 mutating" in result.stdout
+    assert result.stdout.count("equals its first description: True") == 2
+    assert set(sandbox_processes()) - before == set()
