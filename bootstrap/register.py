@@ -19,7 +19,7 @@ from typing import Any
 
 from bootstrap import __version__, studio
 from bootstrap.aws import SageMaker
-from bootstrap.config import APP_SLUGS, HASH_LENGTH, Config
+from bootstrap.config import APP_SLUGS, HASH_LENGTH
 from bootstrap.errors import AwsError, BootstrapError, ConflictError
 from bootstrap.render import RenderedScript, check_size
 
@@ -88,7 +88,8 @@ class State:
         return str(self.domain["DomainArn"]).split(":")[3]
 
     def arn(self, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.region}:{self.account}:studio-lifecycle-config/{name}"
+        prefix = f"arn:aws:sagemaker:{self.region}:{self.account}"
+        return f"{prefix}:studio-lifecycle-config/{name}"
 
     def is_ours(self, arn: str) -> bool:
         return our_name(arn.rsplit("/", 1)[-1], self.prefix) is not None
@@ -181,8 +182,10 @@ def discover(sagemaker: SageMaker, domain_id: str, prefix: str) -> State:
         return dict(response.get("SpaceSettings") or {})
 
     with ThreadPoolExecutor(PARALLEL_CALLS) as pool:
-        users = dict(zip(user_names, pool.map(describe_user, user_names)))
-        spaces = dict(zip(space_names, pool.map(describe_space, space_names)))
+        users = dict(zip(user_names, pool.map(describe_user, user_names), strict=True))
+        spaces = dict(
+            zip(space_names, pool.map(describe_space, space_names), strict=True)
+        )
 
     apps = [
         app
@@ -592,7 +595,8 @@ def _holders(state: State, arn: str, include_attached: bool) -> list[str]:
         if spec.get("LifecycleConfigArn") == arn:
             owner = app.get("UserProfileName") or app.get("SpaceName") or "?"
             holders.append(
-                f"held by running app {app.get('AppType')}/{app.get('AppName')} of {owner} "
+                f"held by running app {app.get('AppType')}/{app.get('AppName')} "
+                f"of {owner} "
                 "until it stops"
             )
     if include_attached:
@@ -781,7 +785,8 @@ def apply(sagemaker: SageMaker, plan: Plan, report: Callable[[str], None]) -> Ou
                     )
     except AwsError:
         report(
-            f"stopped after {len(outcome.done)} of {len(pending)} changes; run again to finish"
+            f"stopped after {len(outcome.done)} of {len(pending)} changes; "
+            "run again to finish"
         )
         raise
     return outcome
@@ -838,11 +843,13 @@ def wait_in_service(
             return
         if status not in ("Updating", "Pending"):
             raise BootstrapError(
-                f"domain {domain_id} is {status}, not InService; nothing more was changed"
+                f"domain {domain_id} is {status}, not InService; "
+                "nothing more was changed"
             )
         if time.monotonic() + delay > deadline:
             raise BootstrapError(
-                f"domain {domain_id} is still {status} after {timeout:.0f}s; run again once it is InService"
+                f"domain {domain_id} is still {status} after {timeout:.0f}s; "
+                "run again once it is InService"
             )
         time.sleep(delay)
         delay = min(delay * 2, 10.0)
@@ -860,7 +867,8 @@ def verify(sagemaker: SageMaker, state: State, plan: Plan) -> list[str]:
         settings = (fresh.get(location) or {}).get(key)
         if not studio.default_in_list(settings):
             problems.append(
-                f"{location.label}: {key} default {_short(studio.default_of(settings))} "
+                f"{location.label}: {key} default "
+                f"{_short(studio.default_of(settings))} "
                 "is not in its LifecycleConfigArns"
             )
         if arn not in (studio.built_in_of(settings), studio.default_of(settings)):

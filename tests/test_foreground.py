@@ -10,12 +10,12 @@ import os
 import stat
 import subprocess
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import botocore.session
 import pytest
+import tomllib
 
 from bootstrap.config import parse_config
 from bootstrap.render import render_all
@@ -192,7 +192,8 @@ def test_unchanged_config_is_not_rewritten(script: Path, home: Path) -> None:
 def test_same_named_profile_is_taken_over(script: Path, home: Path) -> None:
     original = (
         "[default]\nregion = us-east-1\n"
-        "[profile repo-account]\nregion = us-west-2\nrole_arn = arn:aws:iam::1:role/Old\n"
+        "[profile repo-account]\nregion = us-west-2\n"
+        "role_arn = arn:aws:iam::1:role/Old\n"
         "[profile other]\nregion = eu-central-1\n"
     )
     (home / ".aws").mkdir()
@@ -247,7 +248,10 @@ def test_symlinked_config_stays_a_symlink(script: Path, home: Path) -> None:
 
 # --- ~/.gitconfig ----------------------------------------------------------------
 
-USER_GITCONFIG = "[credential]\n\thelper = cache --timeout=3600\n[user]\n\tname = Ada\n\temail = ada@example.com\n"
+USER_GITCONFIG = (
+    "[credential]\n\thelper = cache --timeout=3600\n"
+    "[user]\n\tname = Ada\n\temail = ada@example.com\n"
+)
 
 
 def test_git_credential_helper_comes_last(script: Path, home: Path) -> None:
@@ -285,7 +289,10 @@ def test_only_our_helper_runs_for_codecommit(script: Path, home: Path) -> None:
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_TRACE": "1",
     }
-    request = "protocol=https\nhost=git-codecommit.eu-west-1.amazonaws.com\npath=v1/repos/example-repo\n\n"
+    request = (
+        "protocol=https\nhost=git-codecommit.eu-west-1.amazonaws.com\n"
+        "path=v1/repos/example-repo\n\n"
+    )
     result = subprocess.run(
         ["git", "credential", "fill"],
         input=request,

@@ -11,7 +11,6 @@ import copy
 import json
 import re
 import time
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bootstrap.example.toml"
 ACCOUNT_B = "222222222222"
 REGION = "eu-west-1"
-AUTOSHUTDOWN = "#!/bin/bash\necho autoshutdown ran >> \"$HOME/autoshutdown.log\"\n"
+AUTOSHUTDOWN = '#!/bin/bash\necho autoshutdown ran >> "$HOME/autoshutdown.log"\n'
 
 
 @pytest.fixture
-def admin_env(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def admin_env(
+    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The environment of an admin of account B whose calls go to the local stack."""
     for key, value in local_stack.admin_credentials(ACCOUNT_B).items():
         monkeypatch.setenv(key, value)
@@ -58,7 +59,9 @@ def clean_sagemaker(local_stack: LocalStack) -> Iterator[None]:
     sagemaker.reset()
 
 
-def create_lcc(client: Any, name: str, app_type: str, script: str = AUTOSHUTDOWN) -> str:
+def create_lcc(
+    client: Any, name: str, app_type: str, script: str = AUTOSHUTDOWN
+) -> str:
     response = client.create_studio_lifecycle_config(
         StudioLifecycleConfigName=name,
         StudioLifecycleConfigContent=base64.b64encode(script.encode()).decode(),
@@ -76,8 +79,12 @@ def create_domain(client: Any, execution_role: str, **settings: Any) -> str:
             "DefaultResourceSpec": {"InstanceType": "ml.t3.medium"},
             "CustomImages": [{"ImageName": "team-image", "AppImageConfigName": "team"}],
         },
-        "JupyterLabAppSettings": {"DefaultResourceSpec": {"InstanceType": "ml.t3.medium"}},
-        "CodeEditorAppSettings": {"DefaultResourceSpec": {"InstanceType": "ml.t3.medium"}},
+        "JupyterLabAppSettings": {
+            "DefaultResourceSpec": {"InstanceType": "ml.t3.medium"}
+        },
+        "CodeEditorAppSettings": {
+            "DefaultResourceSpec": {"InstanceType": "ml.t3.medium"}
+        },
         **settings,
     }
     response = client.create_domain(
@@ -86,7 +93,9 @@ def create_domain(client: Any, execution_role: str, **settings: Any) -> str:
         DefaultUserSettings=user_settings,
         DefaultSpaceSettings={
             "ExecutionRole": execution_role,
-            "JupyterLabAppSettings": {"DefaultResourceSpec": {"InstanceType": "ml.t3.medium"}},
+            "JupyterLabAppSettings": {
+                "DefaultResourceSpec": {"InstanceType": "ml.t3.medium"}
+            },
         },
         SubnetIds=["subnet-0123456789abcdef0"],
         VpcId="vpc-0123456789abcdef0",
@@ -107,14 +116,23 @@ def write_config(folder: Path, domain_id: str, role: str, **changes: Any) -> Pat
     text = EXAMPLE.read_text().replace("d-xxxxxxxxxxxx", domain_id)
     text = text.replace('role = "CrossAccountRepoRole"', f'role = "{role}"')
     for key, value in changes.items():
-        text = text.replace("# branch = \"main\"", f'{key} = "{value}"')
+        text = text.replace('# branch = "main"', f'{key} = "{value}"')
     path = folder / "bootstrap.toml"
     path.write_text(text)
     return path
 
 
 def cli(config: Path, local_stack: LocalStack, *args: str) -> int:
-    return main(["--config", str(config), *args[:1], "--endpoint-url", local_stack.endpoint_url, *args[1:]])
+    return main(
+        [
+            "--config",
+            str(config),
+            *args[:1],
+            "--endpoint-url",
+            local_stack.endpoint_url,
+            *args[1:],
+        ]
+    )
 
 
 def without_volatile(description: dict[str, Any]) -> dict[str, Any]:
@@ -137,14 +155,25 @@ def config(tmp_path: Path, domain: str, repo_role: str, admin_env: None) -> Path
 # --- register ----------------------------------------------------------------------
 
 
-def test_register_from_nothing(client: Any, domain: str, config: Path, local_stack: LocalStack) -> None:
+def test_register_from_nothing(
+    client: Any, domain: str, config: Path, local_stack: LocalStack
+) -> None:
     assert cli(config, local_stack, "register") == 0
-    names = [c["StudioLifecycleConfigName"] for c in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]]
+    names = [
+        c["StudioLifecycleConfigName"]
+        for c in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]
+    ]
     assert len(names) == 4
     settings = client.describe_domain(DomainId=domain)["DefaultUserSettings"]
     for key in ("JupyterLabAppSettings", "CodeEditorAppSettings"):
-        assert "jupyterlab" in settings["JupyterLabAppSettings"]["BuiltInLifecycleConfigArn"]
-        assert "codeeditor" in settings["CodeEditorAppSettings"]["BuiltInLifecycleConfigArn"]
+        assert (
+            "jupyterlab"
+            in settings["JupyterLabAppSettings"]["BuiltInLifecycleConfigArn"]
+        )
+        assert (
+            "codeeditor"
+            in settings["CodeEditorAppSettings"]["BuiltInLifecycleConfigArn"]
+        )
         assert "LifecycleConfigArns" not in settings[key]
     for key in ("JupyterServerAppSettings", "KernelGatewayAppSettings"):
         default = settings[key]["DefaultResourceSpec"]["LifecycleConfigArn"]
@@ -153,7 +182,9 @@ def test_register_from_nothing(client: Any, domain: str, config: Path, local_sta
     assert "jupyterlab" in space["JupyterLabAppSettings"]["BuiltInLifecycleConfigArn"]
 
 
-def test_content_sent_is_one_base64_string(client: Any, config: Path, local_stack: LocalStack) -> None:
+def test_content_sent_is_one_base64_string(
+    client: Any, config: Path, local_stack: LocalStack
+) -> None:
     assert cli(config, local_stack, "register") == 0
     for item in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]:
         content = client.describe_studio_lifecycle_config(
@@ -161,7 +192,12 @@ def test_content_sent_is_one_base64_string(client: Any, config: Path, local_stac
         )["StudioLifecycleConfigContent"]
         assert re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", content)
         assert base64.b64decode(content, validate=True).startswith(b"#!/bin/bash\n")
-        tags = {t["Key"]: t["Value"] for t in client.list_tags(ResourceArn=item["StudioLifecycleConfigArn"])["Tags"]}
+        tags = {
+            t["Key"]: t["Value"]
+            for t in client.list_tags(ResourceArn=item["StudioLifecycleConfigArn"])[
+                "Tags"
+            ]
+        }
         assert len(tags["studio-bootstrap:sha256"]) == 64
         assert tags["studio-bootstrap:replaces"] == "none"
 
@@ -175,7 +211,9 @@ def test_second_register_changes_nothing(config: Path, local_stack: LocalStack) 
     assert log.reads_total > 0
 
 
-def test_plan_changes_nothing(config: Path, local_stack: LocalStack, capsys: Any) -> None:
+def test_plan_changes_nothing(
+    config: Path, local_stack: LocalStack, capsys: Any
+) -> None:
     sagemaker.reset_call_log()
     assert cli(config, local_stack, "plan", "--output", "json") == 0
     plan = json.loads(capsys.readouterr().out)
@@ -185,7 +223,14 @@ def test_plan_changes_nothing(config: Path, local_stack: LocalStack, capsys: Any
     assert "update" in actions
 
 
-def test_other_settings_survive(client: Any, execution_role: str, repo_role: str, admin_env: None, tmp_path: Path, local_stack: LocalStack) -> None:
+def test_other_settings_survive(
+    client: Any,
+    execution_role: str,
+    repo_role: str,
+    admin_env: None,
+    tmp_path: Path,
+    local_stack: LocalStack,
+) -> None:
     other = create_lcc(client, "team-tools", "JupyterServer")
     domain = create_domain(
         client,
@@ -201,23 +246,42 @@ def test_other_settings_survive(client: Any, execution_role: str, repo_role: str
     assert cli(config, local_stack, "register") == 0
     after = client.describe_domain(DomainId=domain)["DefaultUserSettings"]
     server = after["JupyterServerAppSettings"]
-    assert server["CodeRepositories"] == before["JupyterServerAppSettings"]["CodeRepositories"]
+    assert (
+        server["CodeRepositories"]
+        == before["JupyterServerAppSettings"]["CodeRepositories"]
+    )
     assert server["LifecycleConfigArns"][0] == other
-    assert len(server["LifecycleConfigArns"]) == len(set(server["LifecycleConfigArns"])) == 2
-    assert after["KernelGatewayAppSettings"]["CustomImages"] == before["KernelGatewayAppSettings"]["CustomImages"]
+    assert (
+        len(server["LifecycleConfigArns"])
+        == len(set(server["LifecycleConfigArns"]))
+        == 2
+    )
+    assert (
+        after["KernelGatewayAppSettings"]["CustomImages"]
+        == before["KernelGatewayAppSettings"]["CustomImages"]
+    )
     assert after["SecurityGroups"] == before["SecurityGroups"]
     assert after["ExecutionRole"] == before["ExecutionRole"]
 
 
 def test_conflicting_default_stops_before_update(
-    client: Any, execution_role: str, repo_role: str, admin_env: None, tmp_path: Path, local_stack: LocalStack, capsys: Any
+    client: Any,
+    execution_role: str,
+    repo_role: str,
+    admin_env: None,
+    tmp_path: Path,
+    local_stack: LocalStack,
+    capsys: Any,
 ) -> None:
     autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
     domain = create_domain(
         client,
         execution_role,
         JupyterServerAppSettings={
-            "DefaultResourceSpec": {"InstanceType": "system", "LifecycleConfigArn": autoshutdown},
+            "DefaultResourceSpec": {
+                "InstanceType": "system",
+                "LifecycleConfigArn": autoshutdown,
+            },
             "LifecycleConfigArns": [autoshutdown],
         },
     )
@@ -232,27 +296,45 @@ def test_conflicting_default_stops_before_update(
 
 
 def test_compose_runs_both_scripts(
-    client: Any, execution_role: str, repo_role: str, example_repo: str, admin_env: None, tmp_path: Path, local_stack: LocalStack
+    client: Any,
+    execution_role: str,
+    repo_role: str,
+    example_repo: str,
+    admin_env: None,
+    tmp_path: Path,
+    local_stack: LocalStack,
 ) -> None:
     autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
     domain = create_domain(
         client,
         execution_role,
         JupyterServerAppSettings={
-            "DefaultResourceSpec": {"InstanceType": "system", "LifecycleConfigArn": autoshutdown},
+            "DefaultResourceSpec": {
+                "InstanceType": "system",
+                "LifecycleConfigArn": autoshutdown,
+            },
             "LifecycleConfigArns": [autoshutdown],
         },
     )
     config = write_config(tmp_path, domain, repo_role)
     assert cli(config, local_stack, "register", "--compose") == 0
-    settings = client.describe_domain(DomainId=domain)["DefaultUserSettings"]["JupyterServerAppSettings"]
+    settings = client.describe_domain(DomainId=domain)["DefaultUserSettings"][
+        "JupyterServerAppSettings"
+    ]
     ours = settings["DefaultResourceSpec"]["LifecycleConfigArn"]
     assert ours != autoshutdown
     assert autoshutdown in settings["LifecycleConfigArns"]
     client.create_user_profile(DomainId=domain, UserProfileName="user-a")
     with StudioApps(local_stack) as apps:
-        client.create_app(DomainId=domain, UserProfileName="user-a", AppType="JupyterServer", AppName="default")
-        wait_app(client, domain, "default", UserProfileName="user-a", AppType="JupyterServer")
+        client.create_app(
+            DomainId=domain,
+            UserProfileName="user-a",
+            AppType="JupyterServer",
+            AppName="default",
+        )
+        wait_app(
+            client, domain, "default", UserProfileName="user-a", AppType="JupyterServer"
+        )
         apps.wait()
         home = apps.home(domain, "user-user-a").path
         assert (home / "autoshutdown.log").read_text() == "autoshutdown ran\n"
@@ -280,9 +362,14 @@ def test_overriding_user_is_updated(
     )
     client.create_user_profile(DomainId=domain, UserProfileName="user-b")
     assert cli(config, local_stack, "register") == 0
-    user = client.describe_user_profile(DomainId=domain, UserProfileName="user-a")["UserSettings"]
+    user = client.describe_user_profile(DomainId=domain, UserProfileName="user-a")[
+        "UserSettings"
+    ]
     settings = user["JupyterServerAppSettings"]
-    assert settings["DefaultResourceSpec"]["LifecycleConfigArn"] in settings["LifecycleConfigArns"]
+    assert (
+        settings["DefaultResourceSpec"]["LifecycleConfigArn"]
+        in settings["LifecycleConfigArns"]
+    )
     assert other in settings["LifecycleConfigArns"]
     plain = client.describe_user_profile(DomainId=domain, UserProfileName="user-b")
     assert "JupyterServerAppSettings" not in plain.get("UserSettings", {})
@@ -298,30 +385,59 @@ def test_user_profiles_none_reports(
         UserSettings={"JupyterServerAppSettings": {"LifecycleConfigArns": [other]}},
     )
     assert cli(config, local_stack, "register", "--user-profiles", "none") == 0
-    assert "user user-a overrides the domain's JupyterServer settings" in capsys.readouterr().out
-    user = client.describe_user_profile(DomainId=domain, UserProfileName="user-a")["UserSettings"]
+    assert (
+        "user user-a overrides the domain's JupyterServer settings"
+        in capsys.readouterr().out
+    )
+    user = client.describe_user_profile(DomainId=domain, UserProfileName="user-a")[
+        "UserSettings"
+    ]
     assert user["JupyterServerAppSettings"] == {"LifecycleConfigArns": [other]}
 
 
 def test_config_change_retires_old_version(
-    client: Any, domain: str, config: Path, repo_role: str, tmp_path: Path, local_stack: LocalStack
+    client: Any,
+    domain: str,
+    config: Path,
+    repo_role: str,
+    tmp_path: Path,
+    local_stack: LocalStack,
 ) -> None:
     assert cli(config, local_stack, "register") == 0
-    first = {c["StudioLifecycleConfigName"] for c in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]}
+    first = {
+        c["StudioLifecycleConfigName"]
+        for c in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]
+    }
     changed = write_config(tmp_path, domain, repo_role, branch="main")
     assert cli(changed, local_stack, "register") == 0
-    second = {c["StudioLifecycleConfigName"] for c in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]}
+    second = {
+        c["StudioLifecycleConfigName"]
+        for c in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]
+    }
     assert len(second) == 4
     assert not first & second
     settings = client.describe_domain(DomainId=domain)["DefaultUserSettings"]
-    assert settings["JupyterLabAppSettings"]["BuiltInLifecycleConfigArn"].rsplit("/", 1)[-1] in second
+    assert (
+        settings["JupyterLabAppSettings"]["BuiltInLifecycleConfigArn"].rsplit("/", 1)[
+            -1
+        ]
+        in second
+    )
 
 
 def test_version_held_by_running_app_is_kept(
-    client: Any, domain: str, config: Path, repo_role: str, tmp_path: Path, local_stack: LocalStack, capsys: Any
+    client: Any,
+    domain: str,
+    config: Path,
+    repo_role: str,
+    tmp_path: Path,
+    local_stack: LocalStack,
+    capsys: Any,
 ) -> None:
     assert cli(config, local_stack, "register") == 0
-    settings = client.describe_domain(DomainId=domain)["DefaultUserSettings"]["JupyterServerAppSettings"]
+    settings = client.describe_domain(DomainId=domain)["DefaultUserSettings"][
+        "JupyterServerAppSettings"
+    ]
     held = settings["DefaultResourceSpec"]["LifecycleConfigArn"]
     client.create_user_profile(DomainId=domain, UserProfileName="user-a")
     client.create_app(
@@ -331,15 +447,22 @@ def test_version_held_by_running_app_is_kept(
         AppName="default",
         ResourceSpec={"LifecycleConfigArn": held},
     )
-    wait_app(client, domain, "default", UserProfileName="user-a", AppType="JupyterServer")
+    wait_app(
+        client, domain, "default", UserProfileName="user-a", AppType="JupyterServer"
+    )
     changed = write_config(tmp_path, domain, repo_role, branch="main")
     capsys.readouterr()
     assert cli(changed, local_stack, "register") == 0
     output = capsys.readouterr().out
-    names = {c["StudioLifecycleConfigName"] for c in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]}
+    names = {
+        c["StudioLifecycleConfigName"]
+        for c in client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]
+    }
     assert held.rsplit("/", 1)[-1] in names
     assert len(names) == 5
-    assert re.search(rf"{held.rsplit('/', 1)[-1]} is kept: .*running app", output), output
+    assert re.search(rf"{held.rsplit('/', 1)[-1]} is kept: .*running app", output), (
+        output
+    )
 
 
 def test_unregister_restores_everything(
@@ -354,7 +477,9 @@ def test_unregister_restores_everything(
     client.create_user_profile(DomainId=domain, UserProfileName="user-b")
     domain_before = without_volatile(client.describe_domain(DomainId=domain))
     users_before = {
-        name: without_volatile(client.describe_user_profile(DomainId=domain, UserProfileName=name))
+        name: without_volatile(
+            client.describe_user_profile(DomainId=domain, UserProfileName=name)
+        )
         for name in ("user-a", "user-b")
     }
     assert cli(config, local_stack, "register") == 0
@@ -362,21 +487,31 @@ def test_unregister_restores_everything(
     wait_in_service(client, domain)
     assert without_volatile(client.describe_domain(DomainId=domain)) == domain_before
     for name, before in users_before.items():
-        after = without_volatile(client.describe_user_profile(DomainId=domain, UserProfileName=name))
+        after = without_volatile(
+            client.describe_user_profile(DomainId=domain, UserProfileName=name)
+        )
         assert after == before
     remaining = client.list_studio_lifecycle_configs()["StudioLifecycleConfigs"]
     assert [c["StudioLifecycleConfigName"] for c in remaining] == ["user-tools"]
 
 
 def test_replace_default_then_unregister_restores_it(
-    client: Any, execution_role: str, repo_role: str, admin_env: None, tmp_path: Path, local_stack: LocalStack
+    client: Any,
+    execution_role: str,
+    repo_role: str,
+    admin_env: None,
+    tmp_path: Path,
+    local_stack: LocalStack,
 ) -> None:
     autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
     domain = create_domain(
         client,
         execution_role,
         JupyterServerAppSettings={
-            "DefaultResourceSpec": {"InstanceType": "system", "LifecycleConfigArn": autoshutdown},
+            "DefaultResourceSpec": {
+                "InstanceType": "system",
+                "LifecycleConfigArn": autoshutdown,
+            },
             "LifecycleConfigArns": [autoshutdown],
         },
     )
@@ -394,8 +529,12 @@ def test_throttled_call_is_retried(config: Path, local_stack: LocalStack) -> Non
     assert sagemaker.call_log().count("DescribeDomain") >= 3
 
 
-def test_api_failure_is_one_line(config: Path, local_stack: LocalStack, capsys: Any) -> None:
-    sagemaker.inject_error("UpdateDomain", "AccessDeniedException", message="not allowed", http_status=400)
+def test_api_failure_is_one_line(
+    config: Path, local_stack: LocalStack, capsys: Any
+) -> None:
+    sagemaker.inject_error(
+        "UpdateDomain", "AccessDeniedException", message="not allowed", http_status=400
+    )
     assert cli(config, local_stack, "register") == 1
     error = capsys.readouterr().err
     lines = [line for line in error.splitlines() if line.startswith("error:")]
@@ -405,15 +544,23 @@ def test_api_failure_is_one_line(config: Path, local_stack: LocalStack, capsys: 
     assert "Traceback" not in error
 
 
-def test_rerun_finishes_after_failure(client: Any, domain: str, config: Path, local_stack: LocalStack) -> None:
-    sagemaker.inject_error("UpdateDomain", "AccessDeniedException", message="not allowed")
+def test_rerun_finishes_after_failure(
+    client: Any, domain: str, config: Path, local_stack: LocalStack
+) -> None:
+    sagemaker.inject_error(
+        "UpdateDomain", "AccessDeniedException", message="not allowed"
+    )
     assert cli(config, local_stack, "register") == 1
     assert cli(config, local_stack, "register") == 0
     settings = client.describe_domain(DomainId=domain)["DefaultUserSettings"]
-    assert settings["JupyterServerAppSettings"]["DefaultResourceSpec"]["LifecycleConfigArn"]
+    assert settings["JupyterServerAppSettings"]["DefaultResourceSpec"][
+        "LifecycleConfigArn"
+    ]
 
 
-def test_status_reports_attachments(config: Path, local_stack: LocalStack, capsys: Any) -> None:
+def test_status_reports_attachments(
+    config: Path, local_stack: LocalStack, capsys: Any
+) -> None:
     assert cli(config, local_stack, "register") == 0
     capsys.readouterr()
     assert cli(config, local_stack, "status", "--output", "json") == 0
@@ -426,9 +573,16 @@ def test_status_reports_attachments(config: Path, local_stack: LocalStack, capsy
 # --- apps start and run our script ---------------------------------------------------
 
 
-@pytest.mark.parametrize("app_type", ["JupyterServer", "KernelGateway", "JupyterLab", "CodeEditor"])
+@pytest.mark.parametrize(
+    "app_type", ["JupyterServer", "KernelGateway", "JupyterLab", "CodeEditor"]
+)
 def test_app_start_runs_our_script(
-    client: Any, domain: str, config: Path, example_repo: str, local_stack: LocalStack, app_type: str
+    client: Any,
+    domain: str,
+    config: Path,
+    example_repo: str,
+    local_stack: LocalStack,
+    app_type: str,
 ) -> None:
     assert cli(config, local_stack, "register") == 0
     client.create_user_profile(DomainId=domain, UserProfileName="user-a")

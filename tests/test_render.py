@@ -8,11 +8,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -226,10 +226,12 @@ def _to_toml(data: dict[str, Any]) -> str:
     for repository in data["repositories"]:
         lines.append("[[repositories]]")
         for key, value in repository.items():
-            lines.append(
-                f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}"
-            )
+            lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
 
 
 def test_shell_template_quotes_every_expression() -> None:

@@ -11,11 +11,11 @@ import itertools
 import re
 import subprocess
 import threading
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 
 from bootstrap.config import parse_config
 from bootstrap.render import render_all
@@ -69,7 +69,9 @@ def scripts_for(
     return paths
 
 
-def start(script: Path, home: SandboxHome, app_type: str = "JupyterLab", **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def start(
+    script: Path, home: SandboxHome, app_type: str = "JupyterLab", **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     """Start an app: run the script in the foreground, then let the sync finish."""
     user = kwargs.pop("user", None)
     if user is None and not CAN_RUN_AS_STUDIO_USER:
@@ -124,12 +126,18 @@ def test_first_start_clones(
     served = [r for r in local_stack.codecommit.requests[before:] if r.status == 200]
     assert served
     assert {r.role_arn for r in served} == {repo_role}
-    status = (sandbox_home.path / ".studio-bootstrap" / "status" / "repo-account").read_text()
+    status = (
+        sandbox_home.path / ".studio-bootstrap" / "status" / "repo-account"
+    ).read_text()
     assert status.startswith("state=ok\n")
 
 
 def test_later_start_fast_forwards(
-    local_stack: LocalStack, sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
+    local_stack: LocalStack,
+    sandbox_home: SandboxHome,
+    repository: str,
+    repo_role: str,
+    tmp_path: Path,
 ) -> None:
     script = scripts_for(tmp_path, repository, repo_role)["JupyterLab"]
     start(script, sandbox_home)
@@ -144,7 +152,9 @@ def test_later_start_fast_forwards(
 def test_user_files_survive_repeated_starts(
     sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
 ) -> None:
-    aws_config = "[default]\r\nregion = us-east-1\r\n[profile mine]\r\nregion = eu-west-2"
+    aws_config = (
+        "[default]\r\nregion = us-east-1\r\n[profile mine]\r\nregion = eu-west-2"
+    )
     gitconfig = "[user]\n\tname = Ada\n[credential]\n\thelper = cache --timeout=3600\n"
     sandbox_home.write_file(".aws/config", aws_config)
     sandbox_home.write_file(".gitconfig", gitconfig)
@@ -158,14 +168,29 @@ def test_user_files_survive_repeated_starts(
 
 
 def test_local_work_survives_sync(
-    local_stack: LocalStack, sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
+    local_stack: LocalStack,
+    sandbox_home: SandboxHome,
+    repository: str,
+    repo_role: str,
+    tmp_path: Path,
 ) -> None:
     script = scripts_for(tmp_path, repository, repo_role)["JupyterLab"]
     start(script, sandbox_home)
     clone = sandbox_home.path / repository
     sandbox_home.write_file(f"{repository}/notes.md", "draft\n")
     git(sandbox_home, "-C", str(clone), "add", "notes.md")
-    git(sandbox_home, "-C", str(clone), "-c", "user.name=Ada", "-c", "user.email=a@example.com", "commit", "-qm", "Local notes")
+    git(
+        sandbox_home,
+        "-C",
+        str(clone),
+        "-c",
+        "user.name=Ada",
+        "-c",
+        "user.email=a@example.com",
+        "commit",
+        "-qm",
+        "Local notes",
+    )
     local_head = git(sandbox_home, "-C", str(clone), "rev-parse", "HEAD")
     sandbox_home.write_file(f"{repository}/README.md", "edited, not committed\n")
     local_stack.codecommit.commit(repository, {"UPSTREAM.md": "x\n"}, "Upstream change")
@@ -180,14 +205,29 @@ def test_local_work_survives_sync(
 
 
 def test_diverged_branch_left_alone(
-    local_stack: LocalStack, sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
+    local_stack: LocalStack,
+    sandbox_home: SandboxHome,
+    repository: str,
+    repo_role: str,
+    tmp_path: Path,
 ) -> None:
     script = scripts_for(tmp_path, repository, repo_role)["JupyterLab"]
     start(script, sandbox_home)
     clone = sandbox_home.path / repository
     sandbox_home.write_file(f"{repository}/mine.md", "mine\n")
     git(sandbox_home, "-C", str(clone), "add", "mine.md")
-    git(sandbox_home, "-C", str(clone), "-c", "user.name=Ada", "-c", "user.email=a@example.com", "commit", "-qm", "Mine")
+    git(
+        sandbox_home,
+        "-C",
+        str(clone),
+        "-c",
+        "user.name=Ada",
+        "-c",
+        "user.email=a@example.com",
+        "commit",
+        "-qm",
+        "Mine",
+    )
     local_head = git(sandbox_home, "-C", str(clone), "rev-parse", "HEAD")
     local_stack.codecommit.commit(repository, {"theirs.md": "theirs\n"}, "Theirs")
     start(script, sandbox_home)
@@ -208,14 +248,20 @@ def test_foreign_folder_untouched(
 
 
 def test_simultaneous_starts_give_one_clone(
-    local_stack: LocalStack, sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
+    local_stack: LocalStack,
+    sandbox_home: SandboxHome,
+    repository: str,
+    repo_role: str,
+    tmp_path: Path,
 ) -> None:
     script = scripts_for(tmp_path, repository, repo_role)["JupyterLab"]
     results: list[subprocess.CompletedProcess[str]] = []
 
     def run() -> None:
         user = None if CAN_RUN_AS_STUDIO_USER else "root"
-        results.append(run_lifecycle(script, sandbox_home, app_type="JupyterLab", user=user))
+        results.append(
+            run_lifecycle(script, sandbox_home, app_type="JupyterLab", user=user)
+        )
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for thread in threads:
@@ -227,22 +273,35 @@ def test_simultaneous_starts_give_one_clone(
     clone = sandbox_home.path / repository
     assert (clone / "README.md").exists()
     assert git(sandbox_home, "-C", str(clone), "status", "--porcelain") == ""
-    leftovers = [p.name for p in sandbox_home.path.iterdir() if "studio-bootstrap-clone" in p.name]
+    leftovers = [
+        p.name
+        for p in sandbox_home.path.iterdir()
+        if "studio-bootstrap-clone" in p.name
+    ]
     assert leftovers == []
 
 
 def test_refused_role_leaves_nothing(
-    local_stack: LocalStack, sandbox_home: SandboxHome, execution_role: str, tmp_path: Path
+    local_stack: LocalStack,
+    sandbox_home: SandboxHome,
+    execution_role: str,
+    tmp_path: Path,
 ) -> None:
     name = f"locked-{next(_names)}"
-    other_role = local_stack.create_repo_role(name="OtherRole", trusted_arns=[execution_role])
-    local_stack.codecommit.create_repository(name, allowed_role_arns=["arn:aws:iam::111111111111:role/Nobody"])
+    other_role = local_stack.create_repo_role(
+        name="OtherRole", trusted_arns=[execution_role]
+    )
+    local_stack.codecommit.create_repository(
+        name, allowed_role_arns=["arn:aws:iam::111111111111:role/Nobody"]
+    )
     local_stack.codecommit.commit(name, {"README.md": "x\n"}, "Initial commit")
     script = scripts_for(tmp_path, name, other_role)["JupyterLab"]
     result = start(script, sandbox_home)
     assert result.returncode == 0
     assert not (sandbox_home.path / name).exists()
-    assert not [p for p in sandbox_home.path.iterdir() if "studio-bootstrap-clone" in p.name]
+    assert not [
+        p for p in sandbox_home.path.iterdir() if "studio-bootstrap-clone" in p.name
+    ]
     log = sync_log(sandbox_home)
     assert re.search(r"failed: clone failed: .*(403|Authentication failed)", log), log
     secret_parts = _secrets(local_stack)
@@ -264,9 +323,15 @@ def _secrets(stack: LocalStack) -> list[str]:
 
 
 def test_https_transport_uses_aws_cli_helper(
-    local_stack: LocalStack, sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
+    local_stack: LocalStack,
+    sandbox_home: SandboxHome,
+    repository: str,
+    repo_role: str,
+    tmp_path: Path,
 ) -> None:
-    script = scripts_for(tmp_path, repository, repo_role, transport="https")["JupyterLab"]
+    script = scripts_for(tmp_path, repository, repo_role, transport="https")[
+        "JupyterLab"
+    ]
     before = len(local_stack.codecommit.requests)
     result = start(script, sandbox_home)
     assert result.returncode == 0
@@ -289,13 +354,21 @@ HOSTILE = {
 
 @pytest.mark.parametrize("field", list(HOSTILE), ids=list(HOSTILE))
 def test_hostile_values_are_inert(
-    sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path, field: str
+    sandbox_home: SandboxHome,
+    repository: str,
+    repo_role: str,
+    tmp_path: Path,
+    field: str,
 ) -> None:
     value = HOSTILE[field]
-    script = scripts_for(tmp_path, repository, repo_role, **{field: value})["JupyterLab"]
+    script = scripts_for(tmp_path, repository, repo_role, **{field: value})[
+        "JupyterLab"
+    ]
     result = start(script, sandbox_home)
     assert result.returncode == 0
-    everywhere = list(sandbox_home.path.rglob("CANARY")) + list(Path.cwd().glob("CANARY"))
+    everywhere = list(sandbox_home.path.rglob("CANARY")) + list(
+        Path.cwd().glob("CANARY")
+    )
     assert everywhere == []
     if field == "path":
         assert (sandbox_home.path / value / "README.md").exists()
@@ -330,7 +403,11 @@ def test_hook_starts_sync_for_missing_repository(
 
 
 def test_hook_reports_failed_sync(
-    local_stack: LocalStack, sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
+    local_stack: LocalStack,
+    sandbox_home: SandboxHome,
+    repository: str,
+    repo_role: str,
+    tmp_path: Path,
 ) -> None:
     script = scripts_for(tmp_path, repository, repo_role)["JupyterLab"]
     local_stack.codecommit.set_fault(repository, "403")
@@ -357,7 +434,11 @@ def test_hook_is_silent_when_all_is_well(
 
 @needs_studio_user
 def test_classic_apps_share_one_home(
-    local_stack: LocalStack, sandbox_home: SandboxHome, repository: str, repo_role: str, tmp_path: Path
+    local_stack: LocalStack,
+    sandbox_home: SandboxHome,
+    repository: str,
+    repo_role: str,
+    tmp_path: Path,
 ) -> None:
     scripts = scripts_for(tmp_path, repository, repo_role)
     start(scripts["JupyterServer"], sandbox_home, app_type="JupyterServer")
@@ -367,9 +448,7 @@ def test_classic_apps_share_one_home(
     clone = sandbox_home.path / repository
     assert git(sandbox_home, "-C", str(clone), "rev-parse", "HEAD") == new_head
     root_owned = [
-        str(path)
-        for path in sandbox_home.path.rglob("*")
-        if path.lstat().st_uid == 0
+        str(path) for path in sandbox_home.path.rglob("*") if path.lstat().st_uid == 0
     ]
     assert root_owned == []
     shell = interactive_shell(sandbox_home, "true", user="sagemaker-user")

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.sandbox import sagemaker
-from bootstrap.sandbox.runner import CAN_RUN_AS_STUDIO_USER, interactive_shell, run_in_home
+from bootstrap.sandbox.runner import (
+    CAN_RUN_AS_STUDIO_USER,
+    interactive_shell,
+    run_in_home,
+)
 from bootstrap.sandbox.stack import LocalStack
 from bootstrap.sandbox.studio import StudioApps
 
@@ -85,7 +89,9 @@ class Demo:
             f"ENDPOINT_URL={self.stack.endpoint_url}",
             "REGION=eu-west-1",
         ]
-        print(f"    $ make {target} CONFIG={config.name} ENDPOINT_URL=http://127.0.0.1:...")
+        print(
+            f"    $ make {target} CONFIG={config.name} ENDPOINT_URL=http://127.0.0.1:..."
+        )
         result = subprocess.run(command, env=env, capture_output=True, text=True)
         show(result.stdout)
         if result.returncode != 0:
@@ -94,7 +100,14 @@ class Demo:
 
     def create_domain(self, name: str, app_types: list[str]) -> tuple[str, Path]:
         role = self.stack.execution_role_arn
-        settings = {f"{t}AppSettings": {"DefaultResourceSpec": {"InstanceType": "system" if t == "JupyterServer" else "ml.t3.medium"}} for t in app_types}
+        settings = {
+            f"{t}AppSettings": {
+                "DefaultResourceSpec": {
+                    "InstanceType": "system" if t == "JupyterServer" else "ml.t3.medium"
+                }
+            }
+            for t in app_types
+        }
         response = self.client.create_domain(
             DomainName=name,
             AuthMode="IAM",
@@ -119,9 +132,13 @@ class Demo:
             time.sleep(0.05)
 
     def start_app(self, domain_id: str, app_type: str, name: str, **owner: str) -> None:
-        self.client.create_app(DomainId=domain_id, AppType=app_type, AppName=name, **owner)
+        self.client.create_app(
+            DomainId=domain_id, AppType=app_type, AppName=name, **owner
+        )
         while True:
-            app = self.client.describe_app(DomainId=domain_id, AppType=app_type, AppName=name, **owner)
+            app = self.client.describe_app(
+                DomainId=domain_id, AppType=app_type, AppName=name, **owner
+            )
             if app["Status"] != "Pending":
                 break
             time.sleep(0.05)
@@ -150,23 +167,39 @@ def run(demo: Demo) -> None:
     stack = demo.stack
     (demo.folder / "empty").write_text("")
 
-    step(1, "Two accounts on loopback",
-         f"moto plays AWS at {stack.endpoint_url}; account B 222222222222 owns the",
-         "Studio domains, account A 111111111111 owns the repository.")
+    step(
+        1,
+        "Two accounts on loopback",
+        f"moto plays AWS at {stack.endpoint_url}; account B 222222222222 owns the",
+        "Studio domains, account A 111111111111 owns the repository.",
+    )
     execution_role = stack.create_execution_role()
     repo_role = stack.create_repo_role(trusted_arns=[execution_role])
     print(f"    execution role (B): {execution_role}")
     print(f"    repository role (A): {repo_role}, trusting only the execution role")
     stack.codecommit.create_repository(REPOSITORY, allowed_role_arns=[repo_role])
     for number, (path, text) in enumerate(
-        [("README.md", "# example-repo\n"), ("analysis.py", "print('hello')\n"), ("NOTES.md", "notes\n")], 1
+        [
+            ("README.md", "# example-repo\n"),
+            ("analysis.py", "print('hello')\n"),
+            ("NOTES.md", "notes\n"),
+        ],
+        1,
     ):
-        stack.codecommit.commit(REPOSITORY, {path: text}, f"Commit {number}: add {path}")
-    print(f"    CodeCommit repository {REPOSITORY} (A) with 3 commits at https://{stack.codecommit_host}")
+        stack.codecommit.commit(
+            REPOSITORY, {path: text}, f"Commit {number}: add {path}"
+        )
+    print(
+        f"    CodeCommit repository {REPOSITORY} (A) with 3 commits at https://{stack.codecommit_host}"
+    )
 
     step(2, "A Studio Classic domain and a Studio domain, with a user and a space")
-    classic_id, classic_config = demo.create_domain("classic", ["JupyterServer", "KernelGateway"])
-    studio_id, studio_config = demo.create_domain("studio", ["JupyterLab", "CodeEditor"])
+    classic_id, classic_config = demo.create_domain(
+        "classic", ["JupyterServer", "KernelGateway"]
+    )
+    studio_id, studio_config = demo.create_domain(
+        "studio", ["JupyterLab", "CodeEditor"]
+    )
     for domain_id in (classic_id, studio_id):
         demo.client.create_user_profile(DomainId=domain_id, UserProfileName="user-a")
     demo.client.create_space(
@@ -176,19 +209,35 @@ def run(demo: Demo) -> None:
         SpaceSharingSettings={"SharingType": "Private"},
         SpaceSettings={"AppType": "JupyterLab"},
     )
-    print(f"    Classic domain {classic_id}, Studio domain {studio_id}; user user-a; space space-a")
-    before = {domain_id: demo.describe(domain_id) for domain_id in (classic_id, studio_id)}
+    print(
+        f"    Classic domain {classic_id}, Studio domain {studio_id}; "
+        "user user-a; space space-a"
+    )
+    before = {
+        domain_id: demo.describe(domain_id) for domain_id in (classic_id, studio_id)
+    }
 
-    step(3, "The admin looks at the plan first", "make plan reads the domain and changes nothing.")
+    step(
+        3,
+        "The admin looks at the plan first",
+        "make plan reads the domain and changes nothing.",
+    )
     demo.make("plan", studio_config)
 
-    step(4, "The admin registers the lifecycle configurations",
-         "One LCC per app type, named by its content hash, attached where it runs.")
+    step(
+        4,
+        "The admin registers the lifecycle configurations",
+        "One LCC per app type, named by its content hash, attached where it runs.",
+    )
     demo.make("register-lifecycle", classic_config)
     demo.make("register-lifecycle", studio_config)
 
-    step(5, "user-a opens Studio Classic (CreateApp JupyterServer)",
-         "The script merges ~/.aws/config, assumes the account-A role and clones in the background.")
+    step(
+        5,
+        "user-a opens Studio Classic (CreateApp JupyterServer)",
+        "The script merges ~/.aws/config, assumes the account-A role and clones",
+        "in the background.",
+    )
     demo.start_app(classic_id, "JupyterServer", "default", UserProfileName="user-a")
     show(demo.git_log(classic_id, "user-user-a"))
 
@@ -196,16 +245,30 @@ def run(demo: Demo) -> None:
     demo.start_app(studio_id, "JupyterLab", "default", SpaceName="space-a")
     show(demo.git_log(studio_id, "space-space-a"))
 
-    step(7, "A new commit upstream arrives at the next app start",
-         "KernelGateway apps share the Classic home; the sync fetches and fast-forwards.")
-    stack.codecommit.commit(REPOSITORY, {"results.md": "accuracy 0.93\n"}, "Commit 4: add results")
-    demo.start_app(classic_id, "KernelGateway", "datascience-1", UserProfileName="user-a")
+    step(
+        7,
+        "A new commit upstream arrives at the next app start",
+        "KernelGateway apps share the Classic home; the sync fetches and",
+        "fast-forwards.",
+    )
+    stack.codecommit.commit(
+        REPOSITORY, {"results.md": "accuracy 0.93\n"}, "Commit 4: add results"
+    )
+    demo.start_app(
+        classic_id, "KernelGateway", "datascience-1", UserProfileName="user-a"
+    )
     show(demo.git_log(classic_id, "user-user-a"))
 
-    step(8, "user-a opens a terminal", "An interactive shell with the hook runs git log -1.")
+    step(
+        8,
+        "user-a opens a terminal",
+        "An interactive shell with the hook runs git log -1.",
+    )
     home = demo.apps.home(classic_id, "user-user-a")
     shell = interactive_shell(
-        home, f"git --no-pager -C {REPOSITORY} log -1 --format='%h %s'", user=demo.user or "sagemaker-user"
+        home,
+        f"git --no-pager -C {REPOSITORY} log -1 --format='%h %s'",
+        user=demo.user or "sagemaker-user",
     )
     show(shell.stdout)
 
@@ -214,15 +277,31 @@ def run(demo: Demo) -> None:
     demo.make("register-lifecycle", classic_config)
     demo.make("register-lifecycle", studio_config)
     log = sagemaker.call_log()
-    print(f"    calls at the endpoint: {log.reads_total} reads, {log.mutating_total} mutating")
+    print(
+        f"    calls at the endpoint: {log.reads_total} reads, "
+        f"{log.mutating_total} mutating"
+    )
     if log.mutating_total:
         raise SystemExit("the second register changed something")
 
     step(10, "The admin unregisters: the domains are as they were")
     for domain_id in (classic_id, studio_id):
-        demo.client.delete_app(DomainId=domain_id, AppType="JupyterServer" if domain_id == classic_id else "JupyterLab",
-                               AppName="default", **({"UserProfileName": "user-a"} if domain_id == classic_id else {"SpaceName": "space-a"}))
-    demo.client.delete_app(DomainId=classic_id, AppType="KernelGateway", AppName="datascience-1", UserProfileName="user-a")
+        demo.client.delete_app(
+            DomainId=domain_id,
+            AppType="JupyterServer" if domain_id == classic_id else "JupyterLab",
+            AppName="default",
+            **(
+                {"UserProfileName": "user-a"}
+                if domain_id == classic_id
+                else {"SpaceName": "space-a"}
+            ),
+        )
+    demo.client.delete_app(
+        DomainId=classic_id,
+        AppType="KernelGateway",
+        AppName="datascience-1",
+        UserProfileName="user-a",
+    )
     demo.make("unregister", classic_config)
     demo.make("unregister", studio_config)
     for domain_id in (classic_id, studio_id):
@@ -236,18 +315,24 @@ def run(demo: Demo) -> None:
 def main() -> int:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     for name in list(os.environ):
-        if name.startswith(("AWS_CONTAINER_", "AWS_PROFILE", "AWS_ACCESS", "AWS_SECRET", "AWS_SESSION")):
+        if name.startswith(
+            ("AWS_CONTAINER_", "AWS_PROFILE", "AWS_ACCESS", "AWS_SECRET", "AWS_SESSION")
+        ):
             del os.environ[name]
     started = time.monotonic()
     print("studio-bootstrap demo: the whole story on 127.0.0.1")
-    with tempfile.TemporaryDirectory(prefix="studio-bootstrap-demo-") as folder:
-        with LocalStack(authorization_token="demo-container-token") as stack:
-            previous = sagemaker.set_update_delay(0.1)
-            try:
-                with StudioApps(stack, user=None if CAN_RUN_AS_STUDIO_USER else "root") as apps:
-                    run(Demo(stack, apps, Path(folder)))
-            finally:
-                sagemaker.set_update_delay(previous)
+    with (
+        tempfile.TemporaryDirectory(prefix="studio-bootstrap-demo-") as folder,
+        LocalStack(authorization_token="demo-container-token") as stack,
+    ):
+        previous = sagemaker.set_update_delay(0.1)
+        try:
+            with StudioApps(
+                stack, user=None if CAN_RUN_AS_STUDIO_USER else "root"
+            ) as apps:
+                run(Demo(stack, apps, Path(folder)))
+        finally:
+            sagemaker.set_update_delay(previous)
     print(f"\nDone in {time.monotonic() - started:.0f} s; the local stack is stopped.")
     return 0
 
