@@ -1,9 +1,9 @@
 """Create the lifecycle configurations and attach them where they will run.
 
-Probe, then act: ``discover`` reads the domain, its user profiles, spaces,
-apps and our lifecycle configurations; ``plan_register`` and
-``plan_unregister`` compute every change as data; ``apply`` makes only those
-calls. A second run with the same config plans nothing.
+Probe, then act. ``discover`` reads the domain, its user profiles, spaces,
+apps and our lifecycle configurations. ``plan_register`` and
+``plan_unregister`` compute every change as data, and ``apply`` makes only
+those calls, so a second run with the same config plans nothing.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Lcc:
 
 @dataclass
 class State:
-    """What the domain looks like now: read, never written, by discover."""
+    """The current state of a domain, as discover read it."""
 
     domain_id: str
     domain: dict[str, Any]
@@ -745,44 +745,41 @@ def _update_space(
 
 @dataclass
 class Outcome:
-    """What apply did, and what it left for a later run."""
+    """The changes apply made, and the versions it left for a later run."""
 
     done: list[Change] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
 
 def apply(sagemaker: SageMaker, plan: Plan, report: Callable[[str], None]) -> Outcome:
-    """Make the planned calls in order; user updates run in parallel.
+    """Make the planned calls: the rest in order, then user profiles, then deletes.
 
-    An AWS failure stops the run and names what was done; the plan of a
-    re-run starts from the state this left, so re-running finishes the job.
+    Creates and the domain update come first, so a user profile never names an
+    LCC that does not exist yet; user profiles are updated in parallel; deletes
+    come last, once nothing of ours references the old versions. An AWS
+    failure stops the run and names what was done. A re-run plans from the
+    state this left, so it finishes the job.
     """
     outcome = Outcome()
     pending = [change for change in plan.changes if change.run is not None]
     users = [
         c for c in pending if c.action == "update" and c.target.startswith("user ")
     ]
+    deletes = [c for c in pending if c.action == "delete"]
+    ordered = [c for c in pending if not any(c is other for other in users + deletes)]
     try:
-        for change in pending:
-            if change in users:
-                continue
-            if change.action == "delete":
-                continue
+        for change in ordered:
             _run(sagemaker, change, outcome, report)
-            if change.target.startswith("domain ") and users:
-                _run_parallel(sagemaker, users, outcome, report)
-                users = []
         if users:
             _run_parallel(sagemaker, users, outcome, report)
-        for change in pending:
-            if change.action == "delete":
-                try:
-                    _run(sagemaker, change, outcome, report)
-                except InUseError as exc:
-                    outcome.kept.append(
-                        f"{exc.name} is kept: another domain, user profile, space "
-                        "or running app still uses it; a later run deletes it"
-                    )
+        for change in deletes:
+            try:
+                _run(sagemaker, change, outcome, report)
+            except InUseError as exc:
+                outcome.kept.append(
+                    f"{exc.name} is kept: another domain, user profile, space "
+                    "or running app still uses it; a later run deletes it"
+                )
     except AwsError:
         report(
             f"stopped after {len(outcome.done)} of {len(pending)} changes; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def sandbox_processes() -> list[str]:
-    """Command lines of processes that a demo could leave behind."""
+def processes_under(root: str) -> list[str]:
+    """Command lines of processes that name a path under root."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -20,13 +21,12 @@ def sandbox_processes() -> list[str]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "studio-bootstrap/sync.sh" in command or "studio-sandbox-" in command:
+        if root in command:
             found.append(command)
     return found
 
 
 def test_demo_runs_the_story() -> None:
-    before = set(sandbox_processes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GIT_"))}
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     result = subprocess.run(
@@ -41,4 +41,7 @@ def test_demo_runs_the_story() -> None:
     assert "Commit 4: add results" in result.stdout
     assert "0 mutating" in result.stdout
     assert result.stdout.count("equals its first description: True") == 2
-    assert set(sandbox_processes()) - before == set()
+    match = re.search(r"live under (\S+), removed at the end", result.stdout)
+    assert match is not None
+    assert processes_under(match.group(1)) == []
+    assert not Path(match.group(1)).exists()

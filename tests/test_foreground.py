@@ -260,7 +260,8 @@ def test_git_credential_helper_comes_last(script: Path, home: Path) -> None:
     helpers = git_config(home, "--includes", "--get-all", f"{HOST_KEY}.helper")
     assert helpers.stdout.splitlines() == [
         "",
-        "!aws codecommit credential-helper --profile repo-account $@",
+        '!f() { test "$1" = get || exit 0; '
+        'aws codecommit credential-helper --profile repo-account "$@"; }; f',
     ]
     usehttppath = git_config(
         home, "--includes", "--bool", "--get", f"{HOST_KEY}.usehttppath"

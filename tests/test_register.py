@@ -361,7 +361,9 @@ def test_overriding_user_is_updated(
         UserSettings={"JupyterServerAppSettings": {"LifecycleConfigArns": [other]}},
     )
     client.create_user_profile(DomainId=domain, UserProfileName="user-b")
+    sagemaker.reset_call_log()
     assert cli(config, local_stack, "register") == 0
+    assert sagemaker.call_log().count("UpdateUserProfile") == 1
     user = client.describe_user_profile(DomainId=domain, UserProfileName="user-a")[
         "UserSettings"
     ]

@@ -173,6 +173,7 @@ def run(demo: Demo) -> None:
         f"moto plays AWS at {stack.endpoint_url}; account B 222222222222 owns the",
         "Studio domains, account A 111111111111 owns the repository.",
     )
+    print(f"    homes and repositories live under {stack.root}, removed at the end")
     execution_role = stack.create_execution_role()
     repo_role = stack.create_repo_role(trusted_arns=[execution_role])
     print(f"    execution role (B): {execution_role}")
