@@ -26,6 +26,8 @@ class AwsOptions:
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
+    # Seconds to wait for a domain to be InService again after an update.
+    wait_timeout: float = 900.0
 
 
 @dataclass
@@ -43,24 +45,31 @@ class CallCounter:
         return [name for name in self.calls if not name.startswith(MUTATING_PREFIXES)]
 
 
-class SageMaker:
-    """A SageMaker client whose failures raise AwsError naming the resource."""
+def make_session(profile: str | None) -> boto3.Session:
+    """Build a boto3 session for a named profile, or the default chain."""
+    try:
+        return boto3.Session(profile_name=profile)
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise BootstrapError(f"AWS profile not found: {profile}") from exc
 
-    def __init__(self, options: AwsOptions, default_region: str) -> None:
-        try:
-            session = boto3.Session(profile_name=options.profile)
-        except botocore.exceptions.ProfileNotFound as exc:
-            raise BootstrapError(f"AWS profile not found: {options.profile}") from exc
+
+class AwsClient:
+    """A client of one AWS service whose failures raise AwsError naming the resource."""
+
+    def __init__(
+        self,
+        session: boto3.Session,
+        service: str,
+        region: str,
+        endpoint_url: str | None = None,
+    ) -> None:
         config = BotocoreConfig(
             retries={"mode": "standard", "max_attempts": 8},
             user_agent_extra="studio-bootstrap",
         )
-        self.region = options.region or session.region_name or default_region
+        self.region = region
         self.client = session.client(
-            "sagemaker",
-            region_name=self.region,
-            endpoint_url=options.endpoint_url,
-            config=config,
+            service, region_name=region, endpoint_url=endpoint_url, config=config
         )
         self.counter = CallCounter()
 
@@ -89,7 +98,7 @@ class SageMaker:
     def pages(
         self, operation: str, resource: str, key: str, **kwargs: Any
     ) -> Iterator[dict[str, Any]]:
-        """Yield the items under key of every page of a list operation."""
+        """Yield the items under key of every page of a NextToken list operation."""
         token = None
         while True:
             page_args = dict(kwargs, NextToken=token) if token else kwargs
@@ -98,6 +107,32 @@ class SageMaker:
             token = page.get("NextToken")
             if not token:
                 return
+
+    def marker_pages(
+        self, operation: str, resource: str, key: str, **kwargs: Any
+    ) -> Iterator[Any]:
+        """Yield the items under key of every page of an IAM list operation.
+
+        IAM pages with ``Marker`` and ``IsTruncated`` rather than ``NextToken``.
+        """
+        marker = None
+        while True:
+            page_args = dict(kwargs, Marker=marker) if marker else kwargs
+            page = self.call(operation, resource, **page_args)
+            yield from page.get(key, [])
+            marker = page.get("Marker")
+            if not page.get("IsTruncated") or not marker:
+                return
+
+
+class SageMaker(AwsClient):
+    """The SageMaker client of the domain's account and region."""
+
+    def __init__(self, options: AwsOptions, default_region: str) -> None:
+        session = make_session(options.profile)
+        region = options.region or session.region_name or default_region
+        super().__init__(session, "sagemaker", region, options.endpoint_url)
+        self.wait_timeout = options.wait_timeout
 
 
 def _snake_case(operation: str) -> str:

@@ -20,6 +20,7 @@ from bootstrap.render import CONTENT_LIMIT, check_size, render_all, write_script
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT = "lifecycle"
+DEFAULT_IAM_OUTPUT = "lifecycle/iam"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +83,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _aws_options(status)
     status.set_defaults(handler=run_status)
+
+    iam = commands.add_parser(
+        "iam",
+        help="write the CloudFormation templates of both accounts into "
+        "lifecycle/iam/; with --deploy, create or update their stacks",
+    )
+    iam.add_argument(
+        "--output",
+        default=DEFAULT_IAM_OUTPUT,
+        metavar="DIR",
+        help=f"folder for the templates (default: {DEFAULT_IAM_OUTPUT})",
+    )
+    iam.add_argument(
+        "--deploy",
+        action="store_true",
+        help="create or update each stack through a change set, after showing it",
+    )
+    iam.add_argument(
+        "--yes",
+        action="store_true",
+        help="execute each change set without asking",
+    )
+    _account_options(iam)
+    iam.set_defaults(handler=run_iam)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check roles, trust, grants and attached scripts in both accounts",
+    )
+    _account_options(doctor)
+    doctor.add_argument(
+        "--output",
+        choices=("table", "json"),
+        default="table",
+        help="format of the report (default: table)",
+    )
+    doctor.set_defaults(handler=run_doctor)
     return parser
+
+
+def _account_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile-a",
+        action="append",
+        metavar="[ACCOUNT=]PROFILE",
+        help="AWS profile of the repository accounts; repeat ACCOUNT=PROFILE "
+        "when the repositories are in several accounts",
+    )
+    parser.add_argument(
+        "--profile-b", metavar="PROFILE", help="AWS profile of the domain's account"
+    )
+    parser.add_argument(
+        "--endpoint-url", help="send every AWS call to this URL instead of AWS"
+    )
 
 
 def _aws_options(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +144,14 @@ def _aws_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS region (default: the domain's region)")
     parser.add_argument(
         "--endpoint-url", help="send SageMaker calls to this URL instead of AWS"
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how long to wait for the domain to be InService after an update "
+        "(default: 900)",
     )
     parser.add_argument(
         "--output",
@@ -104,12 +166,12 @@ def _register_options(parser: argparse.ArgumentParser) -> None:
     slot.add_argument(
         "--compose",
         action="store_true",
-        help="when another LCC holds a default, run its script and ours from one LCC",
+        help="when another LCC is the default, run its script and ours from one LCC",
     )
     slot.add_argument(
         "--replace-default",
         action="store_true",
-        help="when another LCC holds a default, make ours the default instead",
+        help="when another LCC is the default, make ours the default instead",
     )
     parser.add_argument(
         "--user-profiles",
@@ -149,6 +211,20 @@ def run_unregister(args: argparse.Namespace) -> int:
     from bootstrap import commands
 
     return commands.unregister(args)
+
+
+def run_iam(args: argparse.Namespace) -> int:
+    """Render the IAM templates and, when asked, deploy them."""
+    from bootstrap import iam_commands
+
+    return iam_commands.run_iam(args)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Check the chain from the execution role to the repository."""
+    from bootstrap import iam_commands
+
+    return iam_commands.run_doctor(args)
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -31,7 +31,9 @@ def _prepare(
     scripts = render_all(config)
     for script in scripts:
         check_size(script)
-    options = AwsOptions(args.profile, args.region, args.endpoint_url)
+    options = AwsOptions(
+        args.profile, args.region, args.endpoint_url, args.wait_timeout
+    )
     return config, scripts, SageMaker(options, config.domain.region)
 
 
@@ -86,7 +88,9 @@ def register(args: argparse.Namespace) -> int:
 def unregister(args: argparse.Namespace) -> int:
     """Detach every version of ours, restore displaced defaults, and delete."""
     config = load_config(args.config)
-    options = AwsOptions(args.profile, args.region, args.endpoint_url)
+    options = AwsOptions(
+        args.profile, args.region, args.endpoint_url, args.wait_timeout
+    )
     sagemaker = SageMaker(options, config.domain.region)
     state = reg.discover(sagemaker, config.domain.id, config.prefix)
     plan = reg.plan_unregister(state, config.app_types)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bootstrap import servicemodel
+from bootstrap.access import DEFAULT_ACCESS, PRESETS, check_actions
 from bootstrap.errors import ConfigError, ConfigIssue
 
 if sys.version_info >= (3, 11):
@@ -59,14 +60,45 @@ PREFIX_RE = re.compile(rf"[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,{MAX_PREFIX - 1}}}\Z")
 RESERVED_PATHS = (".studio-bootstrap", ".aws", ".git", ".ssh")
 MAX_PATH_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
+# sts:ExternalId values: 2 to 1224 of letters, digits and +=,.@:/-_.
+EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9_+=,.@:/-]{2,1224}\Z")
+# A permissions boundary: a managed policy ARN, or a policy name with an
+# optional path, which names the policy of that name in each role's account.
+POLICY_ARN_RE = re.compile(
+    r"arn:(?:aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):iam::(?P<account>[0-9]{12}|aws):"
+    r"policy/(?:[\x21-\x7e]+/)*[A-Za-z0-9+=,.@_-]{1,128}\Z"
+)
+POLICY_NAME_RE = re.compile(r"(?:[A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,128}\Z")
+# IAM tags: at most 50, with keys of 1 to 128 and values of up to 256
+# letters, digits, spaces and _.:/=+-@. AWS reserves keys starting with aws:.
+MAX_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+TAG_PUNCTUATION = " _.:/=+-@"
 
 
 @dataclass(frozen=True)
 class Domain:
-    """The Studio domain in account B."""
+    """The Studio domain in account B.
+
+    ``execution_roles`` are the role ARNs that the repository roles trust.
+    When it is empty, the ``iam`` command reads them from the domain.
+    """
 
     id: str
     region: str
+    execution_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IamSettings:
+    """Options of the IAM templates that apply to every repository role."""
+
+    external_id: str | None = None
+    # "auto" follows the domain's ExecutionRoleIdentityConfig when it is read.
+    source_identity: str | bool = "auto"
+    permissions_boundary: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +114,12 @@ class Repository:
     branch: str | None
     transport: str
     https_fallback: bool = True
+    # The CodeCommit actions the role grants on this repository, and the
+    # preset they come from ("read", "contribute"), or "custom".
+    access: tuple[str, ...] = PRESETS[DEFAULT_ACCESS]
+    access_name: str = DEFAULT_ACCESS
+    # Written to the profile when the role's trust requires sts:ExternalId.
+    external_id: str | None = None
 
     @property
     def arn(self) -> str:
@@ -104,6 +142,7 @@ class Config:
     prefix: str
     strict: bool
     source: str
+    iam: IamSettings = IamSettings()
 
 
 def load_config(path: str | Path) -> Config:
@@ -193,9 +232,8 @@ class _Checker:
         return value
 
     def config(self, data: dict[str, Any], source: str) -> Config | None:
-        self.unknown_keys(
-            data, {"domain", "repositories", "app_types", "prefix", "strict"}, ""
-        )
+        allowed = {"domain", "repositories", "app_types", "prefix", "strict", "iam"}
+        self.unknown_keys(data, allowed, "")
         domain = self.domain(data.get("domain"))
         prefix = self.string(data, "prefix", "", _check_prefix, DEFAULT_PREFIX)
         strict = data.get("strict", False)
@@ -204,22 +242,140 @@ class _Checker:
         app_types = self.app_types(data.get("app_types", list(APP_SLUGS)))
         default_region = domain.region if domain else None
         repositories = self.repositories(data.get("repositories"), default_region)
+        iam = self.iam(data.get("iam", {}))
+        if repositories is not None:
+            self.role_paths(repositories)
+        if repositories is not None and iam is not None:
+            self.boundary_accounts(iam, repositories)
         if domain is None or prefix is None or app_types is None:
             return None
-        if repositories is None or not isinstance(strict, bool):
+        if repositories is None or iam is None or not isinstance(strict, bool):
             return None
-        return Config(domain, repositories, app_types, prefix, strict, source)
+        if iam.external_id is not None:
+            repositories = tuple(
+                replace(r, external_id=iam.external_id) for r in repositories
+            )
+        return Config(domain, repositories, app_types, prefix, strict, source, iam)
 
     def domain(self, table: object) -> Domain | None:
         if not isinstance(table, dict):
             self.fail("domain", "missing table with id and region", table)
             return None
-        self.unknown_keys(table, {"id", "region"}, "domain")
+        self.unknown_keys(table, {"id", "region", "execution_roles"}, "domain")
         domain_id = self.string(table, "id", "domain", _check_domain_id)
         region = self.string(table, "region", "domain", _check_region)
-        if domain_id is None or region is None:
+        roles = self.execution_roles(table.get("execution_roles", []))
+        if domain_id is None or region is None or roles is None:
             return None
-        return Domain(domain_id, region)
+        return Domain(domain_id, region, roles)
+
+    def execution_roles(self, value: object) -> tuple[str, ...] | None:
+        """Require role ARNs of one account, each listed once."""
+        field = "domain.execution_roles"
+        if not isinstance(value, list):
+            self.fail(field, "must be a list of IAM role ARNs", value)
+            return None
+        issues_before = len(self.issues)
+        accounts: dict[str, int] = {}
+        for index, item in enumerate(value):
+            at = f"{field}[{index}]"
+            match = ROLE_ARN_RE.match(item) if isinstance(item, str) else None
+            if match is None:
+                rule = (
+                    "must be an IAM role ARN such as "
+                    "arn:aws:iam::222222222222:role/StudioExecutionRole"
+                )
+                self.fail(at, rule, item)
+            elif item in value[:index]:
+                self.fail(at, "listed twice", item)
+            elif accounts and match["account"] not in accounts:
+                first = next(iter(accounts))
+                rule = (
+                    f"must be in the domain's account, as the first role is ({first})"
+                )
+                self.fail(at, rule, item)
+            else:
+                accounts.setdefault(match["account"], index)
+        if len(self.issues) > issues_before:
+            return None
+        return tuple(value)
+
+    def iam(self, table: object) -> IamSettings | None:
+        if not isinstance(table, dict):
+            self.fail("iam", "must be a table", table)
+            return None
+        allowed = {"external_id", "source_identity", "permissions_boundary", "tags"}
+        self.unknown_keys(table, allowed, "iam")
+        issues_before = len(self.issues)
+        external_id = None
+        if "external_id" in table:
+            external_id = self.string(table, "external_id", "iam", _check_external_id)
+        source_identity = table.get("source_identity", "auto")
+        if source_identity != "auto" and not isinstance(source_identity, bool):
+            rule = 'must be "auto", true or false'
+            self.fail("iam.source_identity", rule, source_identity)
+        boundary = None
+        if "permissions_boundary" in table:
+            boundary = self.string(
+                table, "permissions_boundary", "iam", _check_permissions_boundary
+            )
+        tags = self.tags(table.get("tags", {}))
+        if len(self.issues) > issues_before or tags is None:
+            return None
+        return IamSettings(external_id, source_identity, boundary, tags)
+
+    def tags(self, table: object) -> tuple[tuple[str, str], ...] | None:
+        if not isinstance(table, dict):
+            self.fail("iam.tags", "must be a table of tag names and values", table)
+            return None
+        if len(table) > MAX_TAGS:
+            self.fail("iam.tags", f"must have at most {MAX_TAGS} tags", len(table))
+            return None
+        issues_before = len(self.issues)
+        for key, value in table.items():
+            at = f"iam.tags.{key}"
+            rule = _check_tag(key, MAX_TAG_KEY, minimum=1)
+            if rule is None and key.lower().startswith("aws:"):
+                rule = "must not start with aws:, which AWS reserves"
+            if rule is not None:
+                self.fail(f"{at} (key)", rule, key)
+            if not isinstance(value, str):
+                self.fail(at, "must be a string", value)
+                continue
+            rule = _check_tag(value, MAX_TAG_VALUE, minimum=0)
+            if rule is not None:
+                self.fail(at, rule, value)
+        if len(self.issues) > issues_before:
+            return None
+        return tuple(sorted(table.items()))
+
+    def role_paths(self, repositories: tuple[Repository, ...]) -> None:
+        """Require one path per role name in each account."""
+        arns: dict[tuple[str, str], str] = {}
+        for index, repository in enumerate(repositories):
+            match = ROLE_ARN_RE.match(repository.role_arn)
+            assert match is not None  # built or checked by role_arn()
+            key = (match["account"], match["name"])
+            other = arns.setdefault(key, repository.role_arn)
+            if other != repository.role_arn:
+                rule = f"role {match['name']} is also named with another path ({other})"
+                self.fail(f"repositories[{index}].role", rule, repository.role_arn)
+
+    def boundary_accounts(
+        self, iam: IamSettings, repositories: tuple[Repository, ...]
+    ) -> None:
+        """Require a boundary ARN to be in every role's account (or AWS managed)."""
+        boundary = POLICY_ARN_RE.match(iam.permissions_boundary or "")
+        if boundary is None or boundary["account"] == "aws":
+            return
+        for account in sorted({r.account_id for r in repositories}):
+            if account != boundary["account"]:
+                rule = (
+                    f"must be a policy in every role's account, but a role is in "
+                    f"{account}; give the policy name alone to name the policy "
+                    "of that name in each account"
+                )
+                self.fail("iam.permissions_boundary", rule, iam.permissions_boundary)
 
     def app_types(self, value: object) -> tuple[str, ...] | None:
         if not isinstance(value, list) or not value:
@@ -261,7 +417,7 @@ class _Checker:
         self, table: dict[str, Any], at: str, default_region: str | None
     ) -> Repository | None:
         allowed = {"name", "region", "account_id", "role", "profile", "path"}
-        allowed |= {"branch", "transport", "https_fallback"}
+        allowed |= {"branch", "transport", "https_fallback", "access"}
         self.unknown_keys(table, allowed, at)
         issues_before = len(self.issues)
         name = self.string(table, "name", at, _check_repository_name)
@@ -279,9 +435,11 @@ class _Checker:
         https_fallback = table.get("https_fallback", True)
         if not isinstance(https_fallback, bool):
             self.fail(f"{at}.https_fallback", "must be true or false", https_fallback)
-        values = (name, region, account_id, role, profile, path, transport)
+        access = self.access(table.get("access", DEFAULT_ACCESS), f"{at}.access")
+        values = (name, region, account_id, role, profile, path, transport, access)
         if len(self.issues) > issues_before or None in values:
             return None
+        assert access is not None
         assert name and region and account_id and role and profile and path
         assert transport
         role_arn = self.role_arn(role, account_id, f"{at}.role")
@@ -298,7 +456,28 @@ class _Checker:
             branch,
             transport,
             bool(https_fallback),
+            access[1],
+            access[0],
         )
+
+    def access(self, value: object, field: str) -> tuple[str, tuple[str, ...]] | None:
+        """Return the preset name (or "custom") and the actions it grants."""
+        if isinstance(value, str):
+            if value in PRESETS:
+                return value, PRESETS[value]
+            rule = f"must be one of {', '.join(PRESETS)}, or a list of actions"
+            self.fail(field, rule, value)
+            return None
+        if not isinstance(value, list):
+            rule = f"must be one of {', '.join(PRESETS)}, or a list of actions"
+            self.fail(field, rule, value)
+            return None
+        problems = check_actions(value)
+        for index, rule, item in problems:
+            self.fail(field if index is None else f"{field}[{index}]", rule, item)
+        if problems:
+            return None
+        return "custom", tuple(value)
 
     def role_arn(self, role: str, account_id: str, field: str) -> str | None:
         match = ROLE_ARN_RE.match(role)
@@ -378,6 +557,35 @@ def _check_profile(value: str) -> str | None:
         return "must start with a letter or digit, then letters, digits, '.', '_', '-'"
     if value == "default":
         return "must not be 'default', which holds the user's own credentials"
+    return None
+
+
+def _check_external_id(value: str) -> str | None:
+    if EXTERNAL_ID_RE.match(value) is None:
+        return "must be 2 to 1224 of letters, digits and +=,.@:/-_"
+    return None
+
+
+def _check_permissions_boundary(value: str) -> str | None:
+    if value.startswith("arn:"):
+        if POLICY_ARN_RE.match(value) is None:
+            return (
+                "must be a managed policy ARN such as "
+                "arn:aws:iam::111111111111:policy/Boundary, or a policy name"
+            )
+        return None
+    if POLICY_NAME_RE.match(value) is None:
+        return "must be a managed policy name (letters, digits and +=,.@_-) or ARN"
+    return None
+
+
+def _check_tag(value: object, maximum: int, minimum: int) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if not minimum <= len(value) <= maximum:
+        return f"must be {minimum} to {maximum} characters"
+    if any(not c.isalnum() and c not in TAG_PUNCTUATION for c in value):
+        return "must contain only letters, digits, spaces and _.:/=+-@"
     return None
 
 

@@ -57,3 +57,17 @@ class AwsError(BootstrapError):
 
 class ConflictError(BootstrapError):
     """Raised when a default slot belongs to another lifecycle configuration."""
+
+
+class UsageError(BootstrapError):
+    """Raised when command-line options contradict each other or the config."""
+
+    exit_code = EXIT_USAGE
+
+
+class DeployError(BootstrapError):
+    """Raised when a stack change fails or what it made differs from the template."""
+
+
+class WrongAccountError(BootstrapError):
+    """Raised when the credentials given for an account belong to another one."""

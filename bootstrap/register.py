@@ -827,9 +827,10 @@ def _run_parallel(
 
 
 def wait_in_service(
-    sagemaker: SageMaker, domain_id: str, timeout: float = 900.0, interval: float = 0.5
+    sagemaker: SageMaker, domain_id: str, interval: float = 0.5
 ) -> None:
     """Poll DescribeDomain until the domain is InService (there is no waiter)."""
+    timeout = sagemaker.wait_timeout
     deadline = time.monotonic() + timeout
     delay = interval
     while True:

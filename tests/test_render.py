@@ -222,7 +222,7 @@ def test_render_too_large_exits_2(tmp_path: Path, capsys: Any) -> None:
 
 def _to_toml(data: dict[str, Any]) -> str:
     lines = [f'prefix = "{data["prefix"]}"', "[domain]"]
-    lines += [f'{key} = "{value}"' for key, value in data["domain"].items()]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in data["domain"].items()]
     for repository in data["repositories"]:
         lines.append("[[repositories]]")
         for key, value in repository.items():

@@ -3,7 +3,8 @@
 Clients reach it as git-remote-codecommit does with ``CODE_COMMIT_ENDPOINT``
 set to ``host``: ``https://HOST/v1/repos/REPO``. Requests are served only
 with CodeCommit Git credentials of an STS session whose role the repository
-allows (see ``git_auth``).
+allows. That role's IAM policies must also allow ``codecommit:GitPull`` on
+the repository's ARN, or ``codecommit:GitPush`` for a push (see ``git_auth``).
 """
 
 from __future__ import annotations

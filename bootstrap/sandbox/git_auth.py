@@ -12,6 +12,10 @@ The SigV4 string to sign uses the timestamp without the ``Z``. The two tools
 differ in HOST: git-remote-codecommit signs ``CODE_COMMIT_ENDPOINT`` as set,
 port included, while the credential helper signs the host git passes with the
 port removed. So the endpoint accepts a signature over either form.
+
+``check_role_allows`` then decides, with moto's IAM policy evaluator, whether
+the session's role may pull from (or push to) the repository, as CodeCommit
+checks ``codecommit:GitPull`` and ``codecommit:GitPush``.
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ import binascii
 import datetime
 import hashlib
 import hmac
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from bootstrap.sandbox.aws import StsSession, find_sts_session
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.iam.exceptions import NotFoundException
+from moto.iam.models import iam_backends
+
+from bootstrap.sandbox.aws import MOTO_PARTITION, StsSession, find_sts_session
 from bootstrap.sandbox.errors import GitAuthenticationError
 
 SERVICE = "codecommit"
@@ -34,6 +44,12 @@ TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S"
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)
 
 _PASSWORD = re.compile(r"(?P<timestamp>\d{8}T\d{6})Z(?P<signature>[0-9a-f]{64})")
+
+# The IAM action CodeCommit checks for each smart-HTTP service: a push
+# (receive-pack, and its ref advertisement) needs GitPush, anything else
+# GitPull.
+GIT_PULL = "codecommit:GitPull"
+GIT_PUSH = "codecommit:GitPush"
 
 
 @dataclass(frozen=True)
@@ -148,3 +164,56 @@ def verify_git_credentials(
     raise GitAuthenticationError(
         f"signature does not match for access key {key} and host {host}"
     )
+
+
+def git_action(service: str | None) -> str:
+    """Return the IAM action a Git smart-HTTP service needs."""
+    return GIT_PUSH if service == "git-receive-pack" else GIT_PULL
+
+
+def check_role_allows(role_arn: str, action: str, resource: str) -> None:
+    """Raise GitAuthenticationError unless the role's policies allow the action.
+
+    The role's inline and attached policies are evaluated with moto's
+    ``IAMPolicy`` (an explicit Deny wins, then any Allow), and so is its
+    permissions boundary, which must allow the action too. NOTE: moto 5.2.1's
+    evaluator treats an Allow with a Condition as a Deny when the request
+    carries no condition values, and matches action names case-sensitively.
+    """
+    account = role_arn.split(":")[4]
+    backend = iam_backends[account][MOTO_PARTITION]
+    try:
+        role = backend.get_role_by_arn(role_arn)
+    except NotFoundException as exc:
+        raise GitAuthenticationError(f"role {role_arn} does not exist") from exc
+
+    documents: list[Any] = [_document(d) for d in role.policies.values()]
+    documents += list(role.managed_policies.values())
+    results = [IAMPolicy(d).is_action_permitted(action, resource) for d in documents]
+    if PermissionResult.DENIED in results:
+        raise GitAuthenticationError(f"{action} on {resource} is denied to {role_arn}")
+    if PermissionResult.PERMITTED not in results:
+        raise GitAuthenticationError(
+            f"no policy of role {role_arn} allows {action} on {resource}"
+        )
+
+    boundary_arn = role.permissions_boundary_arn
+    if boundary_arn:
+        try:
+            boundary = backend.get_policy(boundary_arn)
+        except NotFoundException as exc:
+            raise GitAuthenticationError(
+                f"permissions boundary {boundary_arn} of {role_arn} does not exist"
+            ) from exc
+        if IAMPolicy(boundary).is_action_permitted(action, resource) != (
+            PermissionResult.PERMITTED
+        ):
+            raise GitAuthenticationError(
+                f"{action} on {resource} is outside the permissions boundary "
+                f"{boundary_arn} of {role_arn}"
+            )
+
+
+def _document(policy: str | dict[str, Any]) -> str:
+    # A role made by CloudFormation's Policies property keeps a dict in moto.
+    return policy if isinstance(policy, str) else json.dumps(policy)

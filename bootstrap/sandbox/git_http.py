@@ -24,7 +24,12 @@ from typing import IO, TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from bootstrap.sandbox.errors import GitAuthenticationError
-from bootstrap.sandbox.git_auth import parse_basic_authorization, verify_git_credentials
+from bootstrap.sandbox.git_auth import (
+    check_role_allows,
+    git_action,
+    parse_basic_authorization,
+    verify_git_credentials,
+)
 from bootstrap.sandbox.servers import TLSHandshakeMixin
 
 if TYPE_CHECKING:
@@ -113,6 +118,7 @@ class CodeCommitRequestHandler(TLSHandshakeMixin, BaseHTTPRequestHandler):
             raise GitAuthenticationError(
                 f"role {session.role_arn} may not access repository {repository.name}"
             )
+        check_role_allows(session.role_arn, git_action(self._service), repository.arn)
 
     def _serve(self, repository: Repository, rest: str, query: str) -> None:
         fault = repository.fault
@@ -245,7 +251,11 @@ class CodeCommitRequestHandler(TLSHandshakeMixin, BaseHTTPRequestHandler):
             finally:
                 if not completed:
                     # git may be blocked writing to a client that is gone.
+                    # Its children (upload-pack, pack-objects) outlive the
+                    # kill and keep stderr open, so the reader would wait
+                    # forever. Closing stdout ends them with SIGPIPE.
                     process.kill()
+                    process.stdout.close()
                 feeder.join()
                 process.wait()
                 reader.join()

@@ -72,7 +72,9 @@ class StudioApps:
             path.chmod(0o644)
             result = run_lifecycle(path, home, app_type=start.app_type, user=self.user)
             self.outputs.append(result.stdout + result.stderr)
-            logger.debug("%s ran %s: exit %s", start.app_name, script.arn, result.returncode)
+            logger.debug(
+                "%s ran %s: exit %s", start.app_name, script.arn, result.returncode
+            )
             statuses.append(result.returncode)
             if result.returncode != 0:
                 break

@@ -1,0 +1,100 @@
+"""The IAM commands of the CLI: iam (render, and deploy with --deploy) and doctor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bootstrap import iam
+from bootstrap import register as reg
+from bootstrap.accounts import Accounts, build_accounts
+from bootstrap.aws import AwsOptions, SageMaker
+from bootstrap.config import Config, load_config
+from bootstrap.deploy import Deployer
+from bootstrap.doctor import FAIL, Doctor, summary
+from bootstrap.render import render_all
+
+
+def _accounts(args: argparse.Namespace, config: Config) -> Accounts:
+    return build_accounts(
+        args.profile_a,
+        args.profile_b,
+        [repository.account_id for repository in config.repositories],
+        args.endpoint_url,
+    )
+
+
+def _discover(args: argparse.Namespace, config: Config) -> reg.State:
+    """Read the domain, its user profiles, spaces and our LCCs in account B."""
+    options = AwsOptions(args.profile_b, None, args.endpoint_url)
+    sagemaker = SageMaker(options, config.domain.region)
+    return reg.discover(sagemaker, config.domain.id, config.prefix)
+
+
+def run_iam(args: argparse.Namespace) -> int:
+    """Render the templates, and with --deploy create or update their stacks."""
+    config = load_config(args.config)
+    accounts = _accounts(args, config)
+    chain = iam.configured_chain(config)
+    if chain is None:
+        state = _discover(args, config)
+        chain = iam.discovered_chain(config, state)
+        roles = ", ".join(chain.execution_roles)
+        _say(f"execution roles of domain {config.domain.id}: {roles}")
+    templates = iam.render_templates(config, chain)
+    paths = iam.write_templates(templates, Path(args.output))
+    for path, template in zip(paths, templates, strict=True):
+        print(
+            f"{path}: stack {template.stack_name} in account {template.account} "
+            f"({template.region}), {_count(len(template.resources), 'resource')}"
+        )
+    if not args.deploy:
+        return 0
+
+    confirm = _always_yes if args.yes else _ask
+    outcome = Deployer(accounts, confirm, print).deploy_all(templates)
+    for problem in outcome.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    for template in outcome.declined:
+        print(f"error: stack {template.stack_name} was not deployed", file=sys.stderr)
+    return 1 if outcome.problems or outcome.declined else 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Check every link of the chain, and return 1 when any check fails."""
+    config = load_config(args.config)
+    scripts = render_all(config)
+    accounts = _accounts(args, config)
+    state = _discover(args, config)
+    checks = Doctor(config, accounts, state, scripts).run()
+    if args.output == "json":
+        print(json.dumps([check.as_dict() for check in checks], indent=2))
+    else:
+        for check in checks:
+            print(f"{check.status.upper():<5} {check.subject}: {check.message}")
+            if check.fix:
+                print(f"      fix: {check.fix}")
+        print(summary(checks))
+    return 1 if any(check.status == FAIL for check in checks) else 0
+
+
+def _always_yes(question: str) -> bool:
+    print(f"{question} yes (--yes)", file=sys.stderr)
+    return True
+
+
+def _ask(question: str) -> bool:
+    """Ask on stderr and read one line of stdin, where only y or yes agrees."""
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
