@@ -16,8 +16,8 @@ PYTEST_ARGS ?=
 AWS_OPTS := $(if $(PROFILE),--profile $(PROFILE)) $(if $(REGION),--region $(REGION)) \
 	$(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL))
 
-.PHONY: help install render register-lifecycle plan status unregister demo \
-	test lint fmt typecheck check bench clean
+.PHONY: help install render register-lifecycle plan status unregister iam doctor \
+	demo test lint fmt typecheck check bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,12 @@ status: $(VENV)/.installed ## Show which version is attached where
 
 unregister: $(VENV)/.installed ## Detach and delete this tool's lifecycle configurations
 	$(BIN)/studio-bootstrap --config $(CONFIG) unregister $(AWS_OPTS)
+
+iam: $(VENV)/.installed ## Render the IAM CloudFormation templates into lifecycle/iam/
+	$(BIN)/studio-bootstrap --config $(CONFIG) iam $(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL))
+
+doctor: $(VENV)/.installed ## Check the role chain and the registration in both accounts
+	$(BIN)/studio-bootstrap --config $(CONFIG) doctor $(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL))
 
 demo: $(VENV)/.installed ## Run the whole story on a local stack on 127.0.0.1
 	$(BIN)/python -m bootstrap.sandbox.demo
