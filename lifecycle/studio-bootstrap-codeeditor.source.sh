@@ -41,14 +41,15 @@ role_arn = arn:aws:iam::111111111111:role/CrossAccountRepoRole
 credential_source = EcsContainer
 role_session_name = studio-bootstrap
 sts_regional_endpoints = regional'
+# shellcheck disable=SC2016 # git, not bash, expands $1 and $@ in the helper
 SB_GIT_BLOCK='[credential "https://git-codecommit.eu-west-1.amazonaws.com"]
 	helper =
-	helper = "!aws codecommit credential-helper --profile repo-account $@"
+	helper = "!f() { test \"$1\" = get || exit 0; aws codecommit credential-helper --profile repo-account \"$@\"; }; f"
 	UseHttpPath = true'
 # shellcheck disable=SC2016 # git, not bash, expands $1 and $@ in the helper
 SB_GIT_ENDPOINT_BLOCK='[credential "https://@ENDPOINT@"]
 	helper =
-	helper = "!f() { if [ \"$1\" = get ]; then set -- get --ignore-host-check; fi; aws codecommit credential-helper --profile repo-account \"$@\"; }; f"
+	helper = "!f() { test \"$1\" = get || exit 0; aws codecommit credential-helper --profile repo-account get --ignore-host-check; }; f"
 	UseHttpPath = true'
 SB_BEGIN='# >>> studio-bootstrap managed block: do not edit >>>'
 SB_END='# <<< studio-bootstrap managed block <<<'
@@ -68,7 +69,7 @@ sb_log() {
   line="$now studio-bootstrap: $*"
   printf '%s\n' "$line"
   if [[ -n ${SB_LOGFILE:-} ]]; then
-    printf '%s\n' "$line" >>"$SB_LOGFILE" 2>/dev/null
+    printf '%s\n' "$line" 2>/dev/null >>"$SB_LOGFILE"
   fi
   return 0
 }
@@ -419,21 +420,28 @@ sb_is_ours() {
 
 # Runs a networked git command bounded in time, with the credential helper
 # for HTTPS given on the command line so that it works even when ~/.gitconfig
-# could not be changed. Sets SB_ERROR to git's last error line, redacted.
+# could not be changed. Sets SB_ERROR to git's first "fatal:" or "error:"
+# line, which names the cause, else to its last line, redacted. The output
+# stays in memory because a full disk may not take one more file.
 sb_git() {
-  local i=$1 seconds=$2 err="$SB_DIR/git.$$.err" rc helper
+  local i=$1 seconds=$2 err rc helper=() check=''
   shift 2
-  helper="aws codecommit credential-helper --profile ${SB_PROFILES[$i]}"
-  case $(sb_host "${SB_REGIONS[$i]}") in
-    *.amazonaws.com | *.amazonaws.com:* | *.amazonaws.com.cn) helper="!$helper \$@" ;;
-    *) helper="!f() { if [ \"\$1\" = get ]; then set -- get --ignore-host-check; fi; $helper \"\$@\"; }; f" ;;
-  esac
-  timeout -k 10 "$seconds" git -c credential.helper= -c "credential.helper=$helper" \
-    -c credential.UseHttpPath=true -c http.lowSpeedLimit=1000 \
-    -c http.lowSpeedTime=60 "$@" 2>"$err"
+  # git-remote-codecommit signs the URL itself, and a helper would only cost
+  # an AWS CLI start for "store" after each success, so codecommit gets none.
+  if [[ ${SB_TRANSPORTS[$i]} == https ]]; then
+    case $(sb_host "${SB_REGIONS[$i]}") in
+      *.amazonaws.com | *.amazonaws.com:* | *.amazonaws.com.cn) ;;
+      *) check=' --ignore-host-check' ;;
+    esac
+    helper=(-c "credential.helper=!f() { test \"\$1\" = get || exit 0; aws codecommit credential-helper --profile ${SB_PROFILES[$i]} get$check; }; f"
+      -c credential.UseHttpPath=true)
+  fi
+  err=$(timeout -k 10 "$seconds" git -c credential.helper= "${helper[@]}" \
+    -c http.lowSpeedLimit=1000 -c http.lowSpeedTime=60 "$@" 2>&1 >/dev/null)
   rc=$?
-  SB_ERROR=$(sb_redact <"$err" | grep -v '^$' | tail -n 1)
-  rm -f -- "$err"
+  err=$(printf '%s\n' "$err" | sb_redact)
+  SB_ERROR=$(printf '%s\n' "$err" | grep -E -m 1 '^(fatal|error): ')
+  [[ -n $SB_ERROR ]] || SB_ERROR=$(printf '%s\n' "$err" | grep -v '^$' | tail -n 1)
   if ((rc == 124 || rc == 137)); then
     SB_ERROR="timed out after ${seconds}s"
   fi
@@ -473,10 +481,14 @@ sb_retry() {
 # Makes a command available, installing its package once into
 # ~/.studio-bootstrap/lib when it is not on PATH.
 sb_ensure_tool() {
-  local command=$1 package=$2 module=$3 lib="$SB_DIR/lib/$2" new deps=()
+  local command=$1 package=$2 module=$3 lib="$SB_DIR/lib/$2" new output deps=()
   command -v "$command" >/dev/null && return 0
   if ! command -v python3 >/dev/null; then
     SB_ERROR="$command not found and python3 is missing, so $package cannot be installed"
+    return 1
+  fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    SB_ERROR="$command not found and python3 has no pip, so $package cannot be installed"
     return 1
   fi
   # git-remote-codecommit needs only botocore, which Studio images have.
@@ -485,15 +497,15 @@ sb_ensure_tool() {
   fi
   new="$lib.new.$$"
   rm -rf -- "$new"
+  mkdir -p -- "$SB_DIR/lib" || { SB_ERROR="cannot create $SB_DIR/lib"; return 1; }
   sb_log "installing $package into ~/.studio-bootstrap/lib"
-  if ! timeout -k 10 "$SB_INSTALL_TIMEOUT" python3 -m pip install --quiet \
+  if ! output=$(timeout -k 10 "$SB_INSTALL_TIMEOUT" python3 -m pip install --quiet \
     --disable-pip-version-check --no-input --target "$new" "${deps[@]}" "$package" \
-    >"$new.log" 2>&1; then
-    SB_ERROR="pip install $package failed: $(sb_redact <"$new.log" | grep -v '^$' | tail -n 1)"
-    rm -rf -- "$new" "$new.log"
+    2>&1); then
+    SB_ERROR="pip install $package failed: $(printf '%s\n' "$output" | sb_redact | grep -v '^$' | tail -n 1)"
+    rm -rf -- "$new"
     return 1
   fi
-  rm -f -- "$new.log"
   mkdir -p "$SB_DIR/bin" && rm -rf -- "$lib" && mv -- "$new" "$lib" || return 1
   sb_write "$SB_DIR/bin/$command" 755 "#!/bin/sh
 # Installed by studio-bootstrap: runs $package from ../lib/$package.
@@ -503,6 +515,10 @@ PYTHONPATH=\"\$lib\${PYTHONPATH:+:\$PYTHONPATH}\" exec python3 -c 'import sys; f
 
 sb_tools() {
   local i=$1
+  if ! command -v git >/dev/null; then
+    SB_ERROR="git not found on PATH ($PATH)"
+    return 1
+  fi
   if [[ ${SB_TRANSPORTS[$i]} == https ]]; then
     sb_ensure_tool aws awscli awscli.clidriver
   else
@@ -564,13 +580,15 @@ sb_botocore_version() {
 }
 
 # Fetches, then fast-forwards the checked-out branch only when the work tree
-# is clean and nothing is in progress; otherwise leaves it as it is.
+# is clean, nothing is in progress and no file of the user is in the way.
+# Otherwise it leaves the branch as it is.
 sb_update() {
-  local i=$1 dest=$2 gitdir branch head upstream
+  local i=$1 dest=$2 gitdir branch head upstream before changes path err
   if ! sb_retry "${SB_NAMES[$i]}: install" sb_tools "$i"; then
     SB_OUTCOME=$SB_ERROR
     return 1
   fi
+  before=$(git -C "$dest" rev-parse -q --verify '@{upstream}' 2>/dev/null) || before=''
   if ! sb_retry "${SB_NAMES[$i]}: fetch" sb_git "$i" "$SB_FETCH_TIMEOUT" -C "$dest" fetch --quiet --prune origin; then
     SB_OUTCOME="fetch failed: $SB_ERROR"
     return 1
@@ -593,29 +611,68 @@ sb_update() {
     SB_OUTCOME="up to date on $branch"
     return 0
   fi
-  if [[ -n $(git -C "$dest" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+  if ! changes=$(git -C "$dest" status --porcelain --untracked-files=no 2>&1); then
+    SB_OUTCOME="fetched; git status failed ($(sb_head "$changes")), so $branch was left as it is"
+    return 0
+  fi
+  if [[ -n $changes ]]; then
     SB_OUTCOME="fetched; $branch has uncommitted changes, so it was not fast-forwarded"
     return 0
   fi
   if [[ -n $head ]] && ! git -C "$dest" merge-base --is-ancestor HEAD "$upstream"; then
-    if git -C "$dest" merge-base --is-ancestor "$upstream" HEAD; then
+    if [[ $head == "$before" ]]; then
+      SB_OUTCOME="fetched; $branch was rewritten upstream (force-pushed), so it was left as it is"
+    elif git -C "$dest" merge-base --is-ancestor "$upstream" HEAD; then
       SB_OUTCOME="fetched; $branch has local commits ahead of upstream, left as it is"
     else
       SB_OUTCOME="fetched; $branch has diverged from upstream, left as it is"
     fi
     return 0
   fi
-  if ! git -C "$dest" merge --ff-only --quiet "$upstream" 2>/dev/null; then
-    SB_OUTCOME="fetched; fast-forward of $branch refused by git (an untracked file in the way?), left as it is"
+  if path=$(sb_path_in_way "$dest" "$head" "$upstream"); then
+    SB_OUTCOME="fetched; upstream adds $path, where the work tree has an untracked or ignored file, so $branch was left as it is"
+    return 0
+  fi
+  if ! err=$(git -C "$dest" merge --ff-only --quiet "$upstream" 2>&1 >/dev/null); then
+    SB_OUTCOME="fetched; git refused to fast-forward $branch ($(sb_head "$err")), so it was left as it is"
     return 0
   fi
   SB_OUTCOME="fast-forwarded $branch to ${upstream:0:12}"
 }
 
+# Prints the first path that the fast-forward to a commit would add where the
+# work tree already has a file or folder that HEAD does not track. git's
+# fast-forward refuses to overwrite an untracked file but replaces an ignored
+# one, and the folder of ignored files around it, without a word.
+sb_path_in_way() {
+  local dest=$1 head=$2 upstream=$3 path prefix base
+  base=${head:-$(git -C "$dest" hash-object -t tree /dev/null)}
+  while IFS= read -r -d '' path; do
+    if [[ -e $dest/$path || -L $dest/$path ]]; then
+      printf '%s\n' "$path"
+      return 0
+    fi
+    prefix=$path
+    while [[ $prefix == */* ]]; do
+      prefix=${prefix%/*}
+      if [[ -L $dest/$prefix || (-e $dest/$prefix && ! -d $dest/$prefix) ]] &&
+        ! git -C "$dest" cat-file -e "$base:$prefix" 2>/dev/null; then
+        printf '%s\n' "$prefix"
+        return 0
+      fi
+    done
+  done < <(git -C "$dest" diff-tree -r -z --name-only --no-renames --diff-filter=A "$base" "$upstream")
+  return 1
+}
+
 # A lock is a folder made with mkdir, which is atomic on local disks and on
-# the EFS home of Studio Classic; its owner file names the host, the process
-# and the start time. A lock is stale when its process is gone (same host)
-# or when it is older than the sync deadline plus five minutes.
+# the EFS home of Studio Classic. Its owner file names the host, the process,
+# the process's start time in clock ticks since boot, and the time the lock
+# was taken.
+# A lock is stale when its process is gone or is another process with the
+# same id (same host), when it comes from another host and the home belongs
+# to one app at a time (JupyterLab and CodeEditor spaces), or when it is
+# older than the sync deadline plus five minutes.
 sb_lock() {
   local lock="$SB_DIR/locks/$1.lock"
   if mkdir -- "$lock" 2>/dev/null; then
@@ -632,25 +689,54 @@ sb_lock() {
 }
 
 sb_own_lock() {
-  local now
+  local now ticks
   TZ=UTC0 printf -v now '%(%s)T' -1
-  printf 'host=%s pid=%s started=%s\n' "${HOSTNAME:-unknown}" "$$" "$now" >"$1/owner"
+  ticks=$(sb_start_ticks "$$") || ticks=''
+  printf 'host=%s pid=%s started=%s%s\n' "${HOSTNAME:-unknown}" "$$" "$now" \
+    "${ticks:+ ticks=$ticks}" >"$1/owner"
   SB_HELD+=("$1")
 }
 
+# Prints the start time of a process in clock ticks since boot, which is
+# field 22 of /proc/PID/stat, counted after the command name because the
+# name may contain spaces. Fails for a process that is gone or a zombie.
+sb_start_ticks() {
+  local stat fields=()
+  IFS= read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  read -ra fields <<<"${stat##*) }"
+  [[ ${fields[0]:-} != [ZX] && ${fields[19]:-} =~ ^[0-9]+$ ]] || return 1
+  printf '%s\n' "${fields[19]}"
+}
+
 sb_lock_stale() {
-  local owner host pid started now
+  local owner host pid started ticks current now
   owner=$(sb_first_line "$1/owner")
   TZ=UTC0 printf -v now '%(%s)T' -1
-  if [[ ! $owner =~ ^host=([^ ]*)\ pid=([0-9]+)\ started=([0-9]+)$ ]]; then
+  if [[ ! $owner =~ ^host=([^ ]*)\ pid=([0-9]+)\ started=([0-9]{1,18})(\ ticks=([0-9]{1,18}))?$ ]]; then
     # An owner file not yet written: stale only once the folder is old.
     started=$(stat -c %Y -- "$1" 2>/dev/null) || return 1
     ((now - started > 60))
     return
   fi
   host=${BASH_REMATCH[1]} pid=${BASH_REMATCH[2]} started=${BASH_REMATCH[3]}
-  if [[ $host == "${HOSTNAME:-unknown}" ]] && ! kill -0 "$pid" 2>/dev/null; then
-    return 0
+  ticks=${BASH_REMATCH[5]}
+  if [[ $host == "${HOSTNAME:-unknown}" ]]; then
+    # /proc tells a live process of another user (for which kill -0 fails)
+    # from a zombie (for which it succeeds).
+    if [[ -r /proc/$$/stat ]]; then
+      current=$(sb_start_ticks "$pid") || return 0
+      [[ -z $ticks || $current == "$ticks" ]] || return 0
+    elif ! kill -0 "$pid" 2>/dev/null; then
+      return 0
+    fi
+  else
+    # NOTE: this assumes that a space's EBS home serves one running app at a
+    # time, so another host is a container that is gone. If two containers
+    # could share it, a live sync of the other could lose its lock.
+    case $SB_APP_TYPE in
+      JupyterLab | CodeEditor) return 0 ;;
+      *) ;;
+    esac
   fi
   ((now - started > SB_DEADLINE + 300))
 }
@@ -748,22 +834,28 @@ sb_aws_config() {
   source=$target
   [[ -e $source ]] || source=/dev/null
   new="$target.studio-bootstrap.$$"
-  err="$new.err"
-  SB_BLOCK=$SB_AWS_BLOCK SB_MANAGED="${SB_PROFILES[*]}" \
+  # awk's stderr (a parse error, or the sections taken over) stays in memory,
+  # because a full disk may not take one more file.
+  err=$(SB_BLOCK=$SB_AWS_BLOCK SB_MANAGED="${SB_PROFILES[*]}" \
     SB_NONL=$(sb_no_final_newline "$target") \
     awk -v begin="$SB_BEGIN" -v end="$SB_END" "$SB_AWK_INI" "$source" \
-    >"$new" 2>"$err"
+    2>&1 >"$new")
   rc=$?
-  if ((rc != 0)); then
-    line=$(sb_first_line "$err")
-    rm -f "$new" "$err"
+  line=$(sb_head "$err")
+  if ((rc == 3)); then
     SB_SKIP_SYNC="the file ~/.aws/config is invalid"
-    sb_log "the file ~/.aws/config was left unchanged: it does not parse" \
-      "($line); fix it, then restart the app"
+    line="it does not parse ($line); fix it, then restart the app"
+  elif ((rc != 0)); then
+    line="reading it or writing its new version failed (${line:-exit $rc})"
+  fi
+  if ((rc != 0)); then
+    rm -f -- "$new"
+    sb_log "the file ~/.aws/config was left unchanged: $line"
     return 1
   fi
-  mapfile -t taken <"$err"
-  rm -f "$err"
+  if [[ -n $err ]]; then
+    mapfile -t taken <<<"$err"
+  fi
   if cmp -s "$new" "$target"; then
     rm -f "$new"
     return 0
@@ -825,20 +917,29 @@ sb_git_config() {
 
 # Adds one line to ~/.bashrc that sources the terminal hook.
 sb_bashrc() {
-  local target new
+  local target new nonl
   local line='if [ -f ~/.studio-bootstrap/hook.sh ]; then . ~/.studio-bootstrap/hook.sh; fi  # studio-bootstrap'
   target=$(sb_resolve "$HOME/.bashrc") || return 1
   if [[ -e $target ]] && grep -Fqx -- "$line" "$target"; then
     return 0
   fi
   new="$target.studio-bootstrap.$$"
-  {
-    if [[ -e $target ]]; then
-      cat -- "$target" || exit 1
-      [[ -z $(sb_no_final_newline "$target") ]] || echo
-    fi
-    printf '%s\n' "$line"
-  } >"$new" || { rm -f "$new"; return 1; }
+  if ! { [[ ! -e $target ]] || cat -- "$target"; } >"$new"; then
+    rm -f -- "$new"
+    sb_log "the file ~/.bashrc could not be read or copied, so it was left unchanged"
+    return 1
+  fi
+  # The copy is checked again, because another start may have added the line
+  # since the check above.
+  if grep -Fqx -- "$line" "$new"; then
+    rm -f -- "$new"
+    return 0
+  fi
+  nonl=$(sb_no_final_newline "$new")
+  if ! { [[ -z $nonl ]] || echo; printf '%s\n' "$line"; } >>"$new"; then
+    rm -f -- "$new"
+    return 1
+  fi
   sb_install_file "$new" "$target" 644
 }
 
@@ -859,6 +960,11 @@ sb_start_sync() {
     sb_log "sync skipped: $SB_SKIP_SYNC"
     return 0
   fi
+  if ! { : >>"$SB_DIR/sync.log"; } 2>/dev/null; then
+    sb_log "the file ~/.studio-bootstrap/sync.log cannot be written, so the" \
+      "sync was not started"
+    return 1
+  fi
   sb_spawn "$SB_DIR"
   sb_log "syncing ${#SB_NAMES[@]} repositories in the background;" \
     "log: ~/.studio-bootstrap/sync.log"
@@ -866,8 +972,16 @@ sb_start_sync() {
 
 main() {
   local failures=0
-  SB_DIR="$HOME/.studio-bootstrap"
   sb_log "studio-bootstrap $SB_VERSION ($SB_APP_TYPE): starting"
+  if [[ ! -d ${HOME:-} ]]; then
+    sb_log "HOME (${HOME:-unset}) is not a folder, so nothing was done"
+    [[ $SB_STRICT != true ]]
+    return
+  fi
+  SB_DIR="$HOME/.studio-bootstrap"
+  if mkdir -p -- "$SB_DIR" 2>/dev/null; then
+    SB_LOGFILE="$SB_DIR/sync.log"
+  fi
   sb_step "merge ~/.aws/config" sb_aws_config || failures=1
   sb_step "include Git credential settings" sb_git_config || failures=1
   sb_step "add the terminal hook to ~/.bashrc" sb_bashrc || failures=1

@@ -11,10 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from bootstrap import studio
-from bootstrap.sandbox import sagemaker
-from bootstrap.sandbox.stack import LocalStack
 from test_register import (  # the fixtures are shared with these tests
     admin_env,
     clean_sagemaker,
@@ -23,6 +19,10 @@ from test_register import (  # the fixtures are shared with these tests
     config,
     domain,
 )
+
+from bootstrap import studio
+from bootstrap.sandbox import sagemaker
+from bootstrap.sandbox.stack import LocalStack
 
 __all__ = ["admin_env", "clean_sagemaker", "client", "config", "domain"]
 
