@@ -29,11 +29,11 @@ CONTENT_LIMIT = 16384
 ENDPOINT_PLACEHOLDER = "@ENDPOINT@"
 DEFAULT_HOST = "git-codecommit.{region}.amazonaws.com"
 
-# The checks that the source turns off line by line, for data that holds
+# The checks that the source turns off line by line, for data that contains
 # text for awk and git rather than shell code.
 MINIFIED_DISABLE = "SC2016"
 
-# Where a part of the script begins: a data assignment or a function.
+# The start of a part of the script: a data assignment or a function.
 _PART_RE = re.compile(r"^(?:(SB_[A-Z_]+)=|(sb_[a-z_]+|main)\(\) \{)", re.MULTILINE)
 
 
@@ -144,7 +144,7 @@ def git_block(repositories: Iterable[Repository], host: str | None = None) -> st
     """Render the Git credential sections for the CodeCommit HTTPS hosts.
 
     Per host, the first repository gets the host-wide section, which resets
-    inherited helpers and turns on UseHttpPath; each other repository on that
+    inherited helpers and turns on UseHttpPath. Each other repository on that
     host gets a section for its own path, because its profile differs. The
     helper acts on "get" only: the AWS CLI's "store" and "erase" do nothing
     but would still start the CLI after every fetch. The CLI signs only for
@@ -192,7 +192,7 @@ def minify(source: str) -> str:
 
     The templates put no line that starts with '#' or a space inside a quoted
     string (INI and gitconfig text is indented with tabs), so this changes no
-    data; the tests run the packed scripts.
+    data. The tests run the packed scripts.
     """
     lines = []
     for number, line in enumerate(source.split("\n")):
@@ -213,7 +213,7 @@ def compose(
     """Render a script that runs another LCC's script, then ours, each isolated.
 
     The other script runs as its own file, so its shebang and its exit stay its
-    own; the composed script exits with the first failure of the two.
+    own. The composed script exits with the first failure of the two.
     """
     other_name = other_arn.rsplit("/", 1)[-1]
     template = SHELL.get_template("composed.sh.j2")

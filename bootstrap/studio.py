@@ -1,4 +1,4 @@
-"""How Studio settings pick the lifecycle configurations an app runs.
+"""Selection of the lifecycle configurations that an app runs, from Studio settings.
 
 Pure functions over the dictionaries that DescribeDomain, DescribeUserProfile
 and DescribeSpace return. Attaching reads a settings object and returns a
@@ -29,7 +29,7 @@ Settings = dict[str, Any]
 
 @dataclass(frozen=True)
 class Slot:
-    """Where our script sits in one settings object."""
+    """The slot of our script in one settings object."""
 
     kind: str  # "built-in" or "default"
     displaced: str | None  # a default of another LCC that our ARN replaced
@@ -66,7 +66,7 @@ def allowed_of(settings: Settings | None) -> list[str]:
 
 
 def uses_built_in(app_type: str, settings: Settings | None, is_ours: Any) -> bool:
-    """Whether our script can take the built-in slot of this settings object."""
+    """Return whether our script can take the built-in slot of this settings object."""
     if app_type not in BUILT_IN_APP_TYPES:
         return False
     current = built_in_of(settings)
@@ -175,7 +175,7 @@ def runs(
     user: Settings | None,
     domain: Settings | None,
 ) -> bool:
-    """Whether an app of this type runs the ARN by itself, without a pick.
+    """Return whether an app of this type runs the ARN by itself, without a pick.
 
     Studio resolves the built-in (user level, then domain level) first, then
     the default (user, then domain), which must be in the allowed list (the
@@ -195,6 +195,6 @@ def runs(
 
 
 def default_in_list(settings: Settings | None) -> bool:
-    """Whether the default of a settings object is also in its allowed list."""
+    """Return whether the default of a settings object is also in its allowed list."""
     default = default_of(settings)
     return default is None or default in allowed_of(settings)

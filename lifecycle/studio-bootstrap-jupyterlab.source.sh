@@ -61,8 +61,8 @@ SB_INSTALL_TIMEOUT=300
 SB_ATTEMPTS=3
 # --- shared helpers -------------------------------------------------------------
 
-# Prints one log line stamped with UTC time; the foreground also appends it
-# to the sync log so that the user reads the whole story in one file.
+# Prints one log line stamped with UTC time. The foreground also appends it
+# to the sync log, so that the user reads the whole story in one file.
 sb_log() {
   local now line
   TZ=UTC0 printf -v now '%(%Y-%m-%dT%H:%M:%SZ)T' -1
@@ -112,8 +112,8 @@ sb_head() {
   printf '%s\n' "${1%%$'\n'*}"
 }
 
-# Succeeds when a file lacks the owner's write bit, which root ignores but
-# which still says the owner wants it left alone.
+# Succeeds when a file lacks the owner's write bit. Root can write it anyway,
+# but the missing bit means the owner wants it left alone.
 sb_read_only() {
   local mode
   [[ -w $1 ]] || return 0
@@ -139,7 +139,7 @@ sb_install_file() {
   fi
 }
 
-# Writes text to a file atomically, unless it already holds that text.
+# Writes text to a file atomically.
 sb_write() {
   local target=$1 mode=$2 text=$3 new
   new="$target.tmp.$$"
