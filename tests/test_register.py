@@ -105,6 +105,23 @@ def create_domain(client: Any, execution_role: str, **settings: Any) -> str:
     return domain_id
 
 
+def create_autoshutdown_domain(client: Any, execution_role: str) -> tuple[str, str]:
+    """Create a domain whose JupyterServer default is another LCC, autoshutdown."""
+    autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
+    domain = create_domain(
+        client,
+        execution_role,
+        JupyterServerAppSettings={
+            "DefaultResourceSpec": {
+                "InstanceType": "system",
+                "LifecycleConfigArn": autoshutdown,
+            },
+            "LifecycleConfigArns": [autoshutdown],
+        },
+    )
+    return domain, autoshutdown
+
+
 def wait_in_service(client: Any, domain_id: str) -> None:
     deadline = time.monotonic() + 10
     while client.describe_domain(DomainId=domain_id)["Status"] != "InService":
@@ -273,18 +290,7 @@ def test_conflicting_default_stops_before_update(
     local_stack: LocalStack,
     capsys: Any,
 ) -> None:
-    autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
-    domain = create_domain(
-        client,
-        execution_role,
-        JupyterServerAppSettings={
-            "DefaultResourceSpec": {
-                "InstanceType": "system",
-                "LifecycleConfigArn": autoshutdown,
-            },
-            "LifecycleConfigArns": [autoshutdown],
-        },
-    )
+    domain, _ = create_autoshutdown_domain(client, execution_role)
     config = write_config(tmp_path, domain, repo_role)
     sagemaker.reset_call_log()
     assert cli(config, local_stack, "register") == 1
@@ -304,18 +310,7 @@ def test_compose_runs_both_scripts(
     tmp_path: Path,
     local_stack: LocalStack,
 ) -> None:
-    autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
-    domain = create_domain(
-        client,
-        execution_role,
-        JupyterServerAppSettings={
-            "DefaultResourceSpec": {
-                "InstanceType": "system",
-                "LifecycleConfigArn": autoshutdown,
-            },
-            "LifecycleConfigArns": [autoshutdown],
-        },
-    )
+    domain, autoshutdown = create_autoshutdown_domain(client, execution_role)
     config = write_config(tmp_path, domain, repo_role)
     assert cli(config, local_stack, "register", "--compose") == 0
     settings = client.describe_domain(DomainId=domain)["DefaultUserSettings"][
@@ -505,18 +500,7 @@ def test_replace_default_then_unregister_restores_it(
     tmp_path: Path,
     local_stack: LocalStack,
 ) -> None:
-    autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
-    domain = create_domain(
-        client,
-        execution_role,
-        JupyterServerAppSettings={
-            "DefaultResourceSpec": {
-                "InstanceType": "system",
-                "LifecycleConfigArn": autoshutdown,
-            },
-            "LifecycleConfigArns": [autoshutdown],
-        },
-    )
+    domain, _ = create_autoshutdown_domain(client, execution_role)
     before = without_volatile(client.describe_domain(DomainId=domain))
     config = write_config(tmp_path, domain, repo_role)
     assert cli(config, local_stack, "register", "--replace-default") == 0
