@@ -560,9 +560,7 @@ def _size_reason(results: Results) -> str:
             "\n\nThe costliest parts, measured by packing the script without "
             "each in turn (so a part counts only what gzip cannot share with "
             "the rest):\n\n| part | source, bytes | base64 characters saved "
-            f"without it |\n|---|---|---|\n{rows}\n\n"
-            "`minify` keeps the `# shellcheck` directive lines; dropping them "
-            f"saves {results.shellcheck_cost} characters."
+            f"without it |\n|---|---|---|\n{rows}\n"
         )
     return text
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
-import re
 from dataclasses import dataclass
 
 from bench.configs import example_data
@@ -12,9 +10,11 @@ from bootstrap.config import parse_config
 from bootstrap.render import (
     CONTENT_LIMIT,
     RenderedScript,
+    compress,
     minify,
     pack,
     render_all,
+    script_parts,
 )
 
 REPOSITORY_COUNTS = (1, 5, 10, 20)
@@ -75,10 +75,6 @@ def measure_sizes() -> list[ScriptSize]:
     return sizes
 
 
-# Where a part of the rendered source begins: a data assignment or a function.
-_PART_START = re.compile(r"^(?:(SB_[A-Z_]+)=|(sb_[a-z_]+|main)\(\) \{)", re.MULTILINE)
-
-
 @dataclass(frozen=True)
 class PartCost:
     """The base64 characters a part of the script costs once packed."""
@@ -97,27 +93,12 @@ def measure_part_costs(repositories: int, count: int = 8) -> list[PartCost]:
     """
     source = largest_script(repositories).source
     full = _encoded_length(source)
-    starts = [
-        (m.start(), m.group(1) or m.group(2)) for m in _PART_START.finditer(source)
-    ]
     costs = []
-    for index, (start, name) in enumerate(starts):
-        end = starts[index + 1][0] if index + 1 < len(starts) else len(source)
+    for name, start, end in script_parts(source):
         without = source[:start] + source[end:]
         costs.append(PartCost(name, end - start, full - _encoded_length(without)))
     costs.sort(key=lambda cost: -cost.base64_characters)
     return costs[:count]
-
-
-def shellcheck_directive_cost(repositories: int) -> int:
-    """Return what the ``# shellcheck`` lines, which minify keeps, cost in base64."""
-    source = largest_script(repositories).source
-    stripped = "\n".join(
-        line
-        for line in source.split("\n")
-        if not line.lstrip().startswith("# shellcheck ")
-    )
-    return _encoded_length(source) - _encoded_length(stripped)
 
 
 def _encoded_length(source: str) -> int:
@@ -126,7 +107,7 @@ def _encoded_length(source: str) -> int:
 
 @dataclass(frozen=True)
 class Packing:
-    """How the packed script of one config is made up, in bytes and characters."""
+    """The make-up of the packed script of one config, in bytes and characters."""
 
     minified_bytes: int
     gzip_bytes: int
@@ -139,7 +120,7 @@ def measure_packing(repositories: int) -> Packing:
     """Measure each stage: minify, gzip, base64 in the script, base64 for the API."""
     script = largest_script(repositories)
     minified = minify(script.source).encode()
-    compressed = gzip.compress(minified, compresslevel=9, mtime=0)
+    compressed = compress(minified)
     return Packing(
         minified_bytes=len(minified),
         gzip_bytes=len(compressed),

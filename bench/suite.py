@@ -39,7 +39,6 @@ from bench.script_size import (
     measure_packing,
     measure_part_costs,
     measure_sizes,
-    shellcheck_directive_cost,
 )
 from bench.timing import Samples, timed
 from bootstrap.config import parse_config
@@ -97,7 +96,6 @@ class Results:
     # Explanations of the script size, for the repository count of the target.
     packing: Packing | None = None
     part_costs: list[PartCost] = field(default_factory=list)
-    shellcheck_cost: int = 0
     control: ControlPlane | None = None
     profiles: Profiles = field(default_factory=Profiles)
     templates_changed: bool = False
@@ -119,7 +117,6 @@ def run_suite() -> Results:
     results.sizes = measure_sizes()
     results.packing = measure_packing(SIZE_REPOSITORIES)
     results.part_costs = measure_part_costs(SIZE_REPOSITORIES)
-    results.shellcheck_cost = shellcheck_directive_cost(SIZE_REPOSITORIES)
 
     with LocalStack() as stack:
         execution_role = stack.create_execution_role()

@@ -21,7 +21,7 @@ MUTATING_PREFIXES = ("Create", "Update", "Delete", "Add", "Put", "Attach", "Deta
 
 @dataclass
 class AwsOptions:
-    """Where to send calls: the standard options of AWS command lines."""
+    """The destination of calls: the standard options of AWS command lines."""
 
     profile: str | None = None
     region: str | None = None

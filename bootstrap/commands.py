@@ -31,10 +31,14 @@ def _prepare(
     scripts = render_all(config)
     for script in scripts:
         check_size(script)
+    return config, scripts, _sagemaker(args, config)
+
+
+def _sagemaker(args: argparse.Namespace, config: Config) -> SageMaker:
     options = AwsOptions(
         args.profile, args.region, args.endpoint_url, args.wait_timeout
     )
-    return config, scripts, SageMaker(options, config.domain.region)
+    return SageMaker(options, config.domain.region)
 
 
 def _options(args: argparse.Namespace) -> reg.Options:
@@ -88,10 +92,7 @@ def register(args: argparse.Namespace) -> int:
 def unregister(args: argparse.Namespace) -> int:
     """Detach every version of ours, restore displaced defaults, and delete."""
     config = load_config(args.config)
-    options = AwsOptions(
-        args.profile, args.region, args.endpoint_url, args.wait_timeout
-    )
-    sagemaker = SageMaker(options, config.domain.region)
+    sagemaker = _sagemaker(args, config)
     state = reg.discover(sagemaker, config.domain.id, config.prefix)
     plan = reg.plan_unregister(state, config.app_types)
     _print_plan(plan, args.output)

@@ -755,8 +755,8 @@ def apply(sagemaker: SageMaker, plan: Plan, report: Callable[[str], None]) -> Ou
     """Make the planned calls: the rest in order, then user profiles, then deletes.
 
     Creates and the domain update come first, so a user profile never names an
-    LCC that does not exist yet; user profiles are updated in parallel; deletes
-    come last, once nothing of ours references the old versions. An AWS
+    LCC that does not exist yet. User profiles are then updated in parallel.
+    Deletes come last, once nothing of ours references the old versions. An AWS
     failure stops the run and names what was done. A re-run plans from the
     state this left, so it finishes the job.
     """

@@ -34,7 +34,7 @@ DEFAULT_HOST = "git-codecommit.{region}.amazonaws.com"
 MINIFIED_DISABLE = "SC2016"
 
 # The start of a part of the script: a data assignment or a function.
-_PART_RE = re.compile(r"^(?:(SB_[A-Z_]+)=|(sb_[a-z_]+|main)\(\) \{)", re.MULTILINE)
+PART_START = re.compile(r"^(?:(SB_[A-Z_]+)=|(sb_[a-z_]+|main)\(\) \{)", re.MULTILINE)
 
 
 def shell_quote(value: object) -> str:
@@ -227,10 +227,17 @@ def compose(
     return RenderedScript(script.app_type, script.prefix, source, text, other_arn)
 
 
+def compress(data: bytes) -> bytes:
+    """Compress data as gzip that ``gzip -dc`` reads, with the same bytes each time.
+
+    Zopfli's output is about 3% smaller than zlib's best level, and its header
+    carries no time stamp.
+    """
+    return bytes(zopfli.gzip.compress(data, numiterations=15))
+
+
 def _gzip_base64(data: bytes) -> str:
-    # Zopfli writes plain gzip, which gzip -dc reads, about 3% smaller than
-    # zlib's best level; its header carries no time, so output is stable.
-    compressed = zopfli.gzip.compress(data, numiterations=15)
+    compressed = compress(data)
     return base64.encodebytes(compressed).decode("ascii").rstrip("\n")
 
 
@@ -275,14 +282,23 @@ def check_size(script: RenderedScript) -> None:
     )
 
 
-def largest_parts(text: str, count: int = 3) -> list[tuple[str, int]]:
-    """Split a script into its data assignments and functions; return the biggest."""
-    starts = [(m.start(), m.group(1) or m.group(2)) for m in _PART_RE.finditer(text)]
-    sizes: dict[str, int] = (
-        {"header": len(text[: starts[0][0]].encode())} if starts else {}
-    )
+def script_parts(text: str) -> list[tuple[str, int, int]]:
+    """Return each data assignment and function of a script: name, start, end."""
+    starts = [(m.start(), m.group(1) or m.group(2)) for m in PART_START.finditer(text)]
+    parts = []
     for index, (start, name) in enumerate(starts):
         end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+        parts.append((name, start, end))
+    return parts
+
+
+def largest_parts(text: str, count: int = 3) -> list[tuple[str, int]]:
+    """Split a script into its data assignments and functions; return the biggest."""
+    parts = script_parts(text)
+    sizes: dict[str, int] = (
+        {"header": len(text[: parts[0][1]].encode())} if parts else {}
+    )
+    for name, start, end in parts:
         sizes[name] = sizes.get(name, 0) + len(text[start:end].encode())
     ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
     return ranked[:count]

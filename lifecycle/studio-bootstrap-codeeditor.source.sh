@@ -206,7 +206,7 @@ sb_spawn() {
 # (sections, options, continuation lines, '#' and ';' comments) and exits 3
 # with "line N: problem" on what configparser rejects. It prints the file
 # with the managed block (ENVIRON SB_BLOCK) where the old block was, else
-# where the first taken-over profile was, else at the end; every other line
+# where the first taken-over profile was, else at the end. Every other line
 # is printed as it was read. Each taken-over section is reported on stderr.
 # shellcheck disable=SC2016 # awk code, not shell
 SB_AWK_INI='
@@ -669,10 +669,10 @@ sb_path_in_way() {
 # the EFS home of Studio Classic. Its owner file names the host, the process,
 # the process's start time in clock ticks since boot, and the time the lock
 # was taken.
-# A lock is stale when its process is gone or is another process with the
-# same id (same host), when it comes from another host and the home belongs
-# to one app at a time (JupyterLab and CodeEditor spaces), or when it is
-# older than the sync deadline plus five minutes.
+# A lock is stale in three cases. On the same host, its process is gone or
+# its id now belongs to another process. From another host, it is stale when
+# the home serves one app at a time (JupyterLab and CodeEditor spaces). Any
+# lock is stale once older than the sync deadline plus five minutes.
 sb_lock() {
   local lock="$SB_DIR/locks/$1.lock"
   if mkdir -- "$lock" 2>/dev/null; then
@@ -721,8 +721,8 @@ sb_lock_stale() {
   host=${BASH_REMATCH[1]} pid=${BASH_REMATCH[2]} started=${BASH_REMATCH[3]}
   ticks=${BASH_REMATCH[5]}
   if [[ $host == "${HOSTNAME:-unknown}" ]]; then
-    # /proc tells a live process of another user (for which kill -0 fails)
-    # from a zombie (for which it succeeds).
+    # /proc separates a live process of another user (for which kill -0
+    # fails) from a zombie (for which it succeeds).
     if [[ -r /proc/$$/stat ]]; then
       current=$(sb_start_ticks "$pid") || return 0
       [[ -z $ticks || $current == "$ticks" ]] || return 0

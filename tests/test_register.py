@@ -1,7 +1,7 @@
 """register, plan, unregister and status against the local SageMaker.
 
 The CLI runs in this process with the account-B admin's credentials and
-talks HTTP to moto; calls are counted at the endpoint, not in our code.
+talks HTTP to moto. Calls are counted at the endpoint, not in our code.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """register and unregister meeting AWS errors part-way, on the local SageMaker.
 
 Whatever fails, the domain is never left half-attached (a default missing
-from its list, or an ARN of ours that names no LCC), the output says what
+from its list, or an ARN of ours that names no LCC), the output names what
 was done, and a re-run finishes the job.
 """
 
