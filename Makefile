@@ -17,7 +17,7 @@ AWS_OPTS := $(if $(PROFILE),--profile $(PROFILE)) $(if $(REGION),--region $(REGI
 	$(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL))
 
 .PHONY: help install render register-lifecycle plan status unregister iam doctor \
-	demo test lint fmt typecheck check bench clean
+	stackset demo test lint fmt typecheck check bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,9 @@ iam: $(VENV)/.installed ## Render the IAM CloudFormation templates into lifecycl
 
 doctor: $(VENV)/.installed ## Check the role chain and the registration in both accounts
 	$(BIN)/studio-bootstrap --config $(CONFIG) doctor $(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL))
+
+stackset: $(VENV)/.installed ## Render the StackSet template of the domain accounts into lifecycle/stackset/
+	$(BIN)/studio-bootstrap --config $(CONFIG) stackset
 
 demo: $(VENV)/.installed ## Run the whole story on a local stack on 127.0.0.1
 	$(BIN)/python -m bootstrap.sandbox.demo

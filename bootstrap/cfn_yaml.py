@@ -4,9 +4,10 @@ The templates hold only mappings, lists, strings, integers, booleans and the
 short forms of ``Ref`` and ``Fn::GetAtt``, so a small writer covers them and
 the tool needs no YAML library. Every string is double-quoted with JSON's
 escapes, which YAML's double-quoted style also reads, so no value can turn
-into a number, a date, a boolean or a tag. Mapping keys are written plain
-when they are letters and digits and no YAML boolean or null word, and
-quoted otherwise.
+into a number, a date, a boolean or a tag. A ``Literal`` (inline code) is
+written as a literal block instead, which YAML reads byte for byte. Mapping
+keys are written plain when they are letters and digits and no YAML boolean
+or null word, and quoted otherwise.
 """
 
 from __future__ import annotations
@@ -38,6 +39,28 @@ class GetAtt:
     attribute: str
 
 
+@dataclass(frozen=True)
+class Literal:
+    """A multi-line string written as a YAML literal block (``|``), line for line.
+
+    The text must end with one newline, contain no carriage return or other
+    control character but tab, and not start with a space, so that the block
+    needs neither a chomping nor an indentation indicator.
+    """
+
+    text: str
+
+    def __post_init__(self) -> None:
+        if not self.text.endswith("\n") or self.text.endswith("\n\n"):
+            raise ValueError("a literal block must end with exactly one newline")
+        if self.text.startswith((" ", "\n")):
+            raise ValueError(
+                "a literal block must not start with a space or blank line"
+            )
+        if any(ord(c) < 0x20 and c not in "\t\n" for c in self.text):
+            raise ValueError("a literal block cannot contain control characters")
+
+
 def dump(document: Mapping[str, object], header: Sequence[str] = ()) -> str:
     """Return the YAML text of a template, with header lines as comments."""
     lines = [f"# {line}".rstrip() for line in header]
@@ -51,7 +74,10 @@ def _mapping(mapping: Mapping[str, object], depth: int) -> list[str]:
     for key, value in mapping.items():
         plain = _PLAIN_KEY.match(key) and key.lower() not in _RESERVED_WORDS
         name = key if plain else _quote(key)
-        if _is_scalar(value):
+        if isinstance(value, Literal):
+            lines.append(f"{indent}{name}: |")
+            lines += _block_lines(value, depth + 1)
+        elif _is_scalar(value):
             lines.append(f"{indent}{name}: {_scalar(value)}")
         elif not value:
             lines.append(f"{indent}{name}: {'{}' if isinstance(value, dict) else '[]'}")
@@ -78,6 +104,12 @@ def _sequence(items: Sequence[object], depth: int) -> list[str]:
         else:
             raise TypeError(f"cannot write {item!r} as a list item")
     return lines
+
+
+def _block_lines(block: Literal, depth: int) -> list[str]:
+    # Blank lines stay empty: YAML reads them as newlines of the block.
+    indent = INDENT * depth
+    return [f"{indent}{line}" if line else "" for line in block.text[:-1].split("\n")]
 
 
 def _is_scalar(value: object) -> bool:

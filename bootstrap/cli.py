@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bootstrap import __version__
-from bootstrap.config import DEFAULT_CONFIG, load_config
+from bootstrap.config import DEFAULT_CONFIG, load_rollout
+from bootstrap.domains import lifecycle_folder, select
 from bootstrap.errors import EXIT_USAGE, BootstrapError, ConfigError
 from bootstrap.render import CONTENT_LIMIT, check_size, render_all, write_scripts
 
@@ -49,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--output",
         default=DEFAULT_OUTPUT,
-        help=f"folder for the scripts (default: {DEFAULT_OUTPUT})",
+        help=f"folder for the scripts (default: {DEFAULT_OUTPUT}); with several "
+        "domains, one folder per domain inside it",
     )
+    _domain_option(render)
     render.set_defaults(handler=run_render)
 
     register = commands.add_parser(
@@ -120,10 +123,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="format of the report (default: table)",
     )
     doctor.set_defaults(handler=run_doctor)
+
+    stackset = commands.add_parser(
+        "stackset",
+        help="write the domain account's side as one CloudFormation StackSet "
+        "template into lifecycle/stackset/",
+    )
+    stackset.add_argument(
+        "--output",
+        default="lifecycle/stackset",
+        metavar="DIR",
+        help="folder for the template (default: lifecycle/stackset)",
+    )
+    _domain_option(stackset)
+    stackset.set_defaults(handler=run_stackset)
     return parser
 
 
+def _domain_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--domain",
+        action="append",
+        metavar="NAME",
+        help="act on this domain of the config only (its name or id); repeat "
+        "for several (default: every domain)",
+    )
+
+
 def _account_options(parser: argparse.ArgumentParser) -> None:
+    _domain_option(parser)
     parser.add_argument(
         "--profile-a",
         action="append",
@@ -140,8 +168,16 @@ def _account_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _aws_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", help="AWS profile for the SageMaker calls")
-    parser.add_argument("--region", help="AWS region (default: the domain's region)")
+    _domain_option(parser)
+    parser.add_argument(
+        "--profile",
+        help="AWS profile for the SageMaker calls (default: the domain's profile "
+        "in the config, else the default chain); applies to every domain",
+    )
+    parser.add_argument(
+        "--region",
+        help="AWS region (default: the domain's region); applies to every domain",
+    )
     parser.add_argument(
         "--endpoint-url", help="send SageMaker calls to this URL instead of AWS"
     )
@@ -184,18 +220,25 @@ def _register_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    """Render, check every script against the size limit, then write them."""
-    config = load_config(args.config)
-    scripts = render_all(config)
-    for script in scripts:
-        check_size(script)
-    write_scripts(scripts, Path(args.output))
-    for script in scripts:
-        print(
-            f"{Path(args.output) / script.filename}: {len(script.content):,} bytes, "
-            f"{len(script.encoded):,} of {CONTENT_LIMIT:,} base64 characters "
-            f"(source {len(script.source.encode()):,} bytes)"
-        )
+    """Render, check every script against the size limit, then write them.
+
+    Every selected domain is rendered and checked before any file is written.
+    """
+    rollout = load_rollout(args.config)
+    configs = select(rollout, args.domain)
+    rendered = [(config, render_all(config)) for config in configs]
+    for _, scripts in rendered:
+        for script in scripts:
+            check_size(script)
+    for config, scripts in rendered:
+        folder = lifecycle_folder(config, rollout, Path(args.output))
+        write_scripts(scripts, folder)
+        for script in scripts:
+            print(
+                f"{folder / script.filename}: {len(script.content):,} bytes, "
+                f"{len(script.encoded):,} of {CONTENT_LIMIT:,} base64 characters "
+                f"(source {len(script.source.encode()):,} bytes)"
+            )
     return 0
 
 
@@ -225,6 +268,13 @@ def run_doctor(args: argparse.Namespace) -> int:
     from bootstrap import iam_commands
 
     return iam_commands.run_doctor(args)
+
+
+def run_stackset(args: argparse.Namespace) -> int:
+    """Render the StackSet template of the domain account's side."""
+    from bootstrap import stackset
+
+    return stackset.run_stackset(args)
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from bootstrap import helper_upload, studio
 from bootstrap import register as reg
-from bootstrap import studio
 from bootstrap.aws import AwsOptions, SageMaker
-from bootstrap.config import Config, load_config
+from bootstrap.config import Config, Rollout, load_rollout
+from bootstrap.domains import Outcome, Output, lifecycle_folder, run_each
 from bootstrap.errors import BootstrapError
+from bootstrap.network import VpcWarning, vpc_warnings
 from bootstrap.render import (
     RenderedScript,
     check_size,
@@ -24,21 +25,27 @@ from bootstrap.render import (
 
 
 def _prepare(
-    args: argparse.Namespace,
-) -> tuple[Config, list[RenderedScript], SageMaker]:
-    """Validate and render before any AWS call, then build the client."""
-    config = load_config(args.config)
+    args: argparse.Namespace, config: Config
+) -> tuple[list[RenderedScript], SageMaker]:
+    """Render and check before any AWS call, then build the client."""
     scripts = render_all(config)
     for script in scripts:
         check_size(script)
-    return config, scripts, _sagemaker(args, config)
+    return scripts, _sagemaker(args, config)
+
+
+def _aws_options(args: argparse.Namespace, config: Config) -> AwsOptions:
+    """Where the domain's calls go; --profile beats the domain's own profile."""
+    return AwsOptions(
+        args.profile or config.domain.profile,
+        args.region,
+        args.endpoint_url,
+        args.wait_timeout,
+    )
 
 
 def _sagemaker(args: argparse.Namespace, config: Config) -> SageMaker:
-    options = AwsOptions(
-        args.profile, args.region, args.endpoint_url, args.wait_timeout
-    )
-    return SageMaker(options, config.domain.region)
+    return SageMaker(_aws_options(args, config), config.domain.region)
 
 
 def _options(args: argparse.Namespace) -> reg.Options:
@@ -50,10 +57,27 @@ def _options(args: argparse.Namespace) -> reg.Options:
 
 def register(args: argparse.Namespace) -> int:
     """Plan the changes, then (unless a dry run) apply and verify them."""
-    config, scripts, sagemaker = _prepare(args)
+    rollout = load_rollout(args.config)
+    verb = "planning" if args.dry_run else "registering"
+
+    def action(config: Config, out: Output) -> Outcome:
+        return register_domain(args, config, rollout, out)
+
+    return run_each(rollout, args.domain, verb, args.output == "json", action)
+
+
+def register_domain(
+    args: argparse.Namespace, config: Config, rollout: Rollout, out: Output
+) -> Outcome:
+    """Register on one domain and describe what happened."""
+    scripts, sagemaker = _prepare(args, config)
     if not args.dry_run:
-        write_scripts(scripts, Path("lifecycle"))
+        write_scripts(scripts, lifecycle_folder(config, rollout, Path("lifecycle")))
     state = reg.discover(sagemaker, config.domain.id, config.prefix)
+    warnings = vpc_warnings(config, state.domain, state.users)
+    _print_warnings(warnings, out)
+    s3 = helper_upload.s3_client(_aws_options(args, config), config)
+    wheel = helper_upload.plan_upload(s3, config) if s3 else None
 
     def compose_with(app_type: str, other_arn: str) -> RenderedScript:
         name = other_arn.rsplit("/", 1)[-1]
@@ -69,60 +93,120 @@ def register(args: argparse.Namespace) -> int:
     plan = reg.plan_register(
         state, reg.script_map(scripts), _options(args), compose_with
     )
-    _print_plan(plan, args.output)
+    _print_plan(plan, out, warnings, wheel)
+    pending = sum(1 for change in plan.changes if change.run)
+    pending += 1 if wheel and wheel.mutating else 0
     if args.dry_run:
-        return 0
-    if not any(change.run for change in plan.changes):
-        _say(args, f"domain {config.domain.id}: up to date, nothing to change")
-        return 0
+        result = f"{_count(pending, 'change')} planned" if pending else "up to date"
+        return Outcome(result, _warned(warnings))
+    if not pending:
+        out.say(f"domain {config.domain.id}: up to date, nothing to change")
+        return Outcome("up to date", _warned(warnings))
 
-    outcome = reg.apply(sagemaker, plan, lambda line: _say(args, line))
+    # The wheel goes first: a script that fetches it may start at once.
+    if s3 and wheel and wheel.mutating:
+        out.say(wheel.apply(s3))
+    outcome = reg.apply(sagemaker, plan, out.say)
     for line in plan.notes + outcome.kept:
-        _say(args, f"note: {line}")
+        out.say(f"note: {line}")
     if any(c.action in ("update",) for c in outcome.done):
         problems = reg.verify(sagemaker, state, plan)
         if problems:
             for problem in problems:
                 print(f"error: {problem}", file=sys.stderr)
-            return 1
-    _say(args, f"domain {config.domain.id}: registered")
-    return 0
+            return Outcome("failed", problems[0], failed=True)
+    out.say(f"domain {config.domain.id}: registered")
+    done = len(outcome.done) + (1 if wheel and wheel.mutating else 0)
+    return Outcome("registered", _count(done, "change"))
 
 
 def unregister(args: argparse.Namespace) -> int:
     """Detach every version of ours, restore displaced defaults, and delete."""
-    config = load_config(args.config)
+    rollout = load_rollout(args.config)
+    verb = "planning" if args.dry_run else "unregistering"
+
+    def action(config: Config, out: Output) -> Outcome:
+        others = [c for c in rollout.configs if c is not config]
+        return unregister_domain(args, config, out, others)
+
+    return run_each(rollout, args.domain, verb, args.output == "json", action)
+
+
+def unregister_domain(
+    args: argparse.Namespace,
+    config: Config,
+    out: Output,
+    others: list[Config] | None = None,
+) -> Outcome:
+    """Unregister from one domain and describe what happened.
+
+    The helper wheel in S3 stays while ``others`` (the config's other
+    domains) still use it.
+    """
     sagemaker = _sagemaker(args, config)
     state = reg.discover(sagemaker, config.domain.id, config.prefix)
     plan = reg.plan_unregister(state, config.app_types)
-    _print_plan(plan, args.output)
+    s3 = helper_upload.s3_client(_aws_options(args, config), config)
+    wheel = helper_upload.plan_removal(s3, config, others or []) if s3 else None
+    _print_plan(plan, out, wheel=wheel)
+    pending = sum(1 for change in plan.changes if change.run)
+    pending += 1 if wheel and wheel.mutating else 0
     if args.dry_run:
-        return 0
-    outcome = reg.apply(sagemaker, plan, lambda line: _say(args, line))
+        result = (
+            f"{_count(pending, 'change')} planned" if pending else "nothing to remove"
+        )
+        return Outcome(result)
+    outcome = reg.apply(sagemaker, plan, out.say)
+    # The wheel goes last, once no script of ours is attached.
+    if s3 and wheel and wheel.mutating:
+        out.say(wheel.apply(s3))
     for line in plan.notes + outcome.kept:
-        _say(args, f"not deleted yet: {line}")
-    _say(args, f"domain {config.domain.id}: unregistered")
-    return 0
+        out.say(f"not deleted yet: {line}")
+    out.say(f"domain {config.domain.id}: unregistered")
+    kept = f", {len(outcome.kept)} kept" if outcome.kept else ""
+    done = len(outcome.done) + (1 if wheel and wheel.mutating else 0)
+    return Outcome("unregistered", _count(done, "change") + kept)
 
 
 def status(args: argparse.Namespace) -> int:
     """Print where each version is attached, who overrides, and what is current."""
-    config, scripts, sagemaker = _prepare(args)
+    rollout = load_rollout(args.config)
+
+    def action(config: Config, out: Output) -> Outcome:
+        return status_domain(args, config, out)
+
+    return run_each(rollout, args.domain, "reading", args.output == "json", action)
+
+
+def status_domain(args: argparse.Namespace, config: Config, out: Output) -> Outcome:
+    """Show one domain's status."""
+    scripts, sagemaker = _prepare(args, config)
     state = reg.discover(sagemaker, config.domain.id, config.prefix)
     report = status_report(state, scripts)
+    warnings = vpc_warnings(config, state.domain, state.users)
+    if warnings:
+        report["warnings"] = [w.message for w in warnings]
+    missing = [
+        app_type
+        for app_type, entry in report["app_types"].items()
+        if not entry["current_registered"]
+    ]
+    result = "current" if not missing else "not registered"
+    detail = ", ".join(missing)
     if args.output == "json":
-        print(json.dumps(report, indent=2, sort_keys=True))
-        return 0
+        out.data(report)
+        return Outcome(result, detail)
+    _print_warnings(warnings, out)
     for app_type, entry in report["app_types"].items():
         current = "registered" if entry["current_registered"] else "NOT registered"
-        print(f"{app_type}: rendered {entry['rendered']} ({current})")
+        out.say(f"{app_type}: rendered {entry['rendered']} ({current})")
         for where, name in entry["attached"].items():
-            print(f"  {where}: {name}")
+            out.say(f"  {where}: {name}")
         for user in entry["overriding_users"]:
-            print(f"  user {user} overrides the domain")
+            out.say(f"  user {user} overrides the domain")
     for name in report["registered"]:
-        print(f"registered: {name}")
-    return 0
+        out.say(f"registered: {name}")
+    return Outcome(result, detail)
 
 
 def status_report(state: reg.State, scripts: list[RenderedScript]) -> dict[str, Any]:
@@ -162,27 +246,47 @@ def status_report(state: reg.State, scripts: list[RenderedScript]) -> dict[str, 
     return {"app_types": app_types, "registered": sorted(state.ours)}
 
 
-def _print_plan(plan: reg.Plan, output: str) -> None:
-    if output == "json":
-        print(json.dumps(plan.as_dict(), indent=2))
+def _print_plan(
+    plan: reg.Plan,
+    out: Output,
+    warnings: list[VpcWarning] | None = None,
+    wheel: helper_upload.ObjectPlan | None = None,
+) -> None:
+    if out.json_mode:
+        data = plan.as_dict()
+        if warnings:
+            data["warnings"] = [w.message for w in warnings]
+        if wheel:
+            data["helper_wheel"] = wheel.as_dict()
+        out.data(data)
         return
     rows = [("ACTION", "WHERE", "APP TYPE", "DETAIL")]
+    if wheel and wheel.mutating:
+        rows.append((wheel.action, wheel.target, "-", wheel.detail))
     rows += [(c.action, c.target, c.app_type, c.detail) for c in plan.changes]
     if len(rows) == 1:
-        print("no changes")
+        out.say("no changes")
     else:
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         for row in rows:
             cells = [row[i].ljust(widths[i]) for i in range(3)]
-            print("  ".join([*cells, row[3]]).rstrip())
+            out.say("  ".join([*cells, row[3]]).rstrip())
     for note in plan.notes:
-        print(f"note: {note}")
+        out.say(f"note: {note}")
 
 
-def _say(args: argparse.Namespace, line: str) -> None:
-    """Print progress to stdout, or to stderr when stdout carries JSON."""
-    stream = sys.stderr if args.output == "json" else sys.stdout
-    print(line, file=stream)
+def _print_warnings(warnings: list[VpcWarning], out: Output) -> None:
+    for warning in warnings:
+        print(f"warning: {warning.subject}: {warning.message}", file=sys.stderr)
+        print(f"  fix: {warning.fix}", file=sys.stderr)
+
+
+def _warned(warnings: list[VpcWarning]) -> str:
+    return _count(len(warnings), "warning") if warnings else ""
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 __all__ = ["BootstrapError", "register", "status", "unregister"]

@@ -6,6 +6,7 @@ rule is reported, not only the first.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -75,6 +76,35 @@ MAX_TAGS = 50
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
 TAG_PUNCTUATION = " _.:/=+-@"
+# Domain names label a domain on the command line and name its folder.
+DOMAIN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
+# AWS profiles of the admin's own config: any name without spaces or brackets.
+ADMIN_PROFILE_RE = re.compile(r"[A-Za-z0-9_.@+=,:/-]{1,128}\Z")
+# A host name or IPv4 address with an optional port: what git-remote-codecommit
+# takes in CODE_COMMIT_ENDPOINT and what a VPC endpoint's DNS name looks like.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_RE = re.compile(
+    rf"(?=[^:]{{1,253}}(?::|\Z)){_LABEL}(?:\.{_LABEL})*"
+    r"(?::(?P<port>[0-9]{1,5}))?\Z"
+)
+URL_RE = re.compile(r"(?P<scheme>https?)://(?P<host>[^/?#@\s]+)(?P<path>/[^?#\s]*)?\Z")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+# S3 bucket names: 3 to 63 of lowercase letters, digits, '.' and '-'.
+BUCKET_RE = re.compile(r"(?!xn--|sthree-)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+# Key prefixes of the uploaded helper: safe characters, ending in '/' or empty.
+KEY_PREFIX_RE = re.compile(r"(?:[A-Za-z0-9!_.*'()-]+/)*\Z")
+# git-remote-codecommit versions as PyPI spells them.
+VERSION_RE = re.compile(r"[0-9]+(?:\.[0-9]+){0,3}\Z")
+# A wheel file name: NAME-VERSION(-BUILD)?-PY-ABI-PLATFORM.whl.
+WHEEL_RE = re.compile(
+    r"(?P<name>git_remote_codecommit)-(?P<version>[0-9][A-Za-z0-9.+!]*)"
+    r"(?:-[0-9][A-Za-z0-9_.]*)?-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+\.whl\Z"
+)
+# Where the lifecycle script can install git-remote-codecommit from, when the
+# image does not have it: a folder of wheels in the home, the wheel that
+# register uploads to S3, a private package index, or PyPI.
+HELPER_SOURCES = ("wheelhouse", "s3", "index", "pypi")
+DEFAULT_KEY_PREFIX = "studio-bootstrap/"
 
 
 @dataclass(frozen=True)
@@ -88,6 +118,72 @@ class Domain:
     id: str
     region: str
     execution_roles: tuple[str, ...] = ()
+    # The label on the command line and in output; the id when not given.
+    name: str = ""
+    # The admin's AWS profile for the domain's account, when it has its own.
+    profile: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Network:
+    """How the lifecycle script reaches AWS from a VPC without internet.
+
+    ``git_endpoints`` maps a region to the host (and port) of its CodeCommit
+    Git endpoint; the endpoint URLs replace the public STS and S3 endpoints.
+    """
+
+    git_endpoints: tuple[tuple[str, str], ...] = ()
+    sts_endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None
+
+    def git_endpoint(self, region: str) -> str | None:
+        """The Git endpoint host of a region, or None for the public one."""
+        return dict(self.git_endpoints).get(region)
+
+
+@dataclass(frozen=True)
+class Helper:
+    """Where the lifecycle script installs git-remote-codecommit from.
+
+    The script first uses a copy on PATH, then tries ``sources`` in order.
+    """
+
+    sources: tuple[str, ...] = ("pypi",)
+    # Pins the version installed from an index ("1.17"); None takes the newest.
+    version: str | None = None
+    # The wheel that register uploads for the "s3" source, and where to.
+    wheel: str | None = None
+    bucket: str | None = None
+    bucket_region: str | None = None
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    # A private package index (a PEP 503 simple index URL).
+    index_url: str | None = None
+    # A folder of wheels: relative to the home, or absolute.
+    wheelhouse: str | None = None
+
+    @property
+    def wheel_name(self) -> str | None:
+        return PurePosixPath(self.wheel).name if self.wheel else None
+
+    @property
+    def key(self) -> str | None:
+        """The S3 object key of the uploaded wheel."""
+        return f"{self.key_prefix}{self.wheel_name}" if self.wheel else None
+
+
+def wheel_sha256(helper: Helper) -> str | None:
+    """Return the hex sha256 of the local wheel file, or None without a wheel.
+
+    The lifecycle script checks the wheel it downloads from S3 against this
+    digest, and register stores it in the object's metadata.
+    """
+    if helper.wheel is None:
+        return None
+    return hashlib.sha256(Path(helper.wheel).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -143,10 +239,52 @@ class Config:
     strict: bool
     source: str
     iam: IamSettings = IamSettings()
+    network: Network = Network()
+    helper: Helper = Helper()
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Every domain of a config, each as a Config of its own.
+
+    ``several`` is true when the file uses [[domains]] with more than one
+    domain; each domain's files then go to a folder named after it.
+    """
+
+    configs: tuple[Config, ...]
+    source: str
+
+    @property
+    def several(self) -> bool:
+        return len(self.configs) > 1
+
+    def select(self, names: list[str] | None) -> tuple[Config, ...]:
+        """The domains named by label or id, in config order; all for None."""
+        if not names:
+            return self.configs
+        known = {c.domain.label for c in self.configs} | {
+            c.domain.id for c in self.configs
+        }
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            labels = ", ".join(c.domain.label for c in self.configs)
+            issues = [
+                ConfigIssue("--domain", f"no such domain; the config has {labels}", n)
+                for n in unknown
+            ]
+            raise ConfigError(self.source, issues)
+        return tuple(
+            c for c in self.configs if c.domain.label in names or c.domain.id in names
+        )
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a config file, raising ConfigError on any problem."""
+    """Read and validate a config of one domain, raising ConfigError on any problem."""
+    return _only(load_rollout(path))
+
+
+def load_rollout(path: str | Path) -> Rollout:
+    """Read and validate a config of one or more domains."""
     source = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -164,24 +302,43 @@ def load_config(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         issue = ConfigIssue("(syntax)", f"invalid TOML: {exc}", source)
         raise ConfigError(source, [issue]) from exc
-    return parse_config(data, source)
+    return parse_rollout(data, source, Path(path).parent)
 
 
 def parse_config(data: dict[str, Any], source: str = DEFAULT_CONFIG) -> Config:
-    """Validate parsed TOML data and build a Config from it."""
-    checker = _Checker()
+    """Validate parsed TOML data of one domain and build a Config from it."""
+    return _only(parse_rollout(data, source))
+
+
+def parse_rollout(
+    data: dict[str, Any], source: str = DEFAULT_CONFIG, base: Path | None = None
+) -> Rollout:
+    """Validate parsed TOML data and build a Config for each domain.
+
+    ``base`` is the folder that relative local paths (helper.wheel) start from.
+    """
+    checker = _Checker(base or Path.cwd())
     checker.control_characters(data, "")
-    config = checker.config(data, source)
-    if checker.issues or config is None:
+    configs = checker.rollout(data, source)
+    if checker.issues or configs is None:
         raise ConfigError(source, checker.issues)
-    return config
+    return Rollout(configs, source)
+
+
+def _only(rollout: Rollout) -> Config:
+    if rollout.several:
+        labels = ", ".join(c.domain.label for c in rollout.configs)
+        rule = "names several domains; choose one with --domain"
+        raise ConfigError(rollout.source, [ConfigIssue("domains", rule, labels)])
+    return rollout.configs[0]
 
 
 class _Checker:
     """Collects every broken rule while building the config."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: Path) -> None:
         self.issues: list[ConfigIssue] = []
+        self.base = base
 
     def fail(self, field: str, rule: str, value: object) -> None:
         self.issues.append(ConfigIssue(field, rule, value))
@@ -231,47 +388,147 @@ class _Checker:
             return None
         return value
 
-    def config(self, data: dict[str, Any], source: str) -> Config | None:
-        allowed = {"domain", "repositories", "app_types", "prefix", "strict", "iam"}
+    def rollout(self, data: dict[str, Any], source: str) -> tuple[Config, ...] | None:
+        allowed = {"domain", "domains", "repositories", "app_types", "prefix"}
+        allowed |= {"strict", "iam", "network", "helper"}
         self.unknown_keys(data, allowed, "")
-        domain = self.domain(data.get("domain"))
         prefix = self.string(data, "prefix", "", _check_prefix, DEFAULT_PREFIX)
         strict = data.get("strict", False)
         if not isinstance(strict, bool):
             self.fail("strict", "must be true or false", strict)
         app_types = self.app_types(data.get("app_types", list(APP_SLUGS)))
-        default_region = domain.region if domain else None
-        repositories = self.repositories(data.get("repositories"), default_region)
         iam = self.iam(data.get("iam", {}))
-        if repositories is not None:
-            self.role_paths(repositories)
-        if repositories is not None and iam is not None:
-            self.boundary_accounts(iam, repositories)
-        if domain is None or prefix is None or app_types is None:
+        network = self.network_fields(data.get("network", {}), "network")
+        helper = self.helper_fields(data.get("helper", {}), "helper")
+        tables = self.domain_tables(data)
+        configs = []
+        for at, table in tables:
+            config = self.domain_config(at, table, data, network, helper)
+            if config is not None:
+                configs.append(config)
+        self.unique_domains(configs)
+        if prefix is None or app_types is None or iam is None:
             return None
-        if repositories is None or iam is None or not isinstance(strict, bool):
+        if not isinstance(strict, bool) or len(configs) != len(tables) or not tables:
             return None
-        if iam.external_id is not None:
-            repositories = tuple(
-                replace(r, external_id=iam.external_id) for r in repositories
-            )
-        return Config(domain, repositories, app_types, prefix, strict, source, iam)
+        return tuple(
+            replace(c, app_types=app_types, prefix=prefix, strict=strict, source=source)
+            for c in self.with_iam(configs, iam)
+        )
 
-    def domain(self, table: object) -> Domain | None:
+    def domain_tables(self, data: dict[str, Any]) -> list[tuple[str, Any]]:
+        """Return the domain tables with their field names."""
+        if "domains" not in data:
+            return [("domain", data.get("domain"))]
+        if "domain" in data:
+            rule = "use either one [domain] or [[domains]] tables, not both"
+            self.fail("domain", rule, data["domain"])
+        value = data["domains"]
+        if not isinstance(value, list) or not value:
+            self.fail("domains", "must have at least one [[domains]] table", value)
+            return []
+        return [(f"domains[{index}]", table) for index, table in enumerate(value)]
+
+    def domain_config(
+        self,
+        at: str,
+        table: object,
+        data: dict[str, Any],
+        network: dict[str, Any] | None,
+        helper: dict[str, Any] | None,
+    ) -> Config | None:
+        """Build one domain's Config; app types, prefix and IAM come later."""
+        issues_before = len(self.issues)
+        domain = self.domain(table, at)
         if not isinstance(table, dict):
-            self.fail("domain", "missing table with id and region", table)
             return None
-        self.unknown_keys(table, {"id", "region", "execution_roles"}, "domain")
-        domain_id = self.string(table, "id", "domain", _check_domain_id)
-        region = self.string(table, "region", "domain", _check_region)
-        roles = self.execution_roles(table.get("execution_roles", []))
+        region = domain.region if domain else None
+        if "repositories" in table:
+            value, repositories_at = table["repositories"], f"{at}.repositories"
+        else:
+            value, repositories_at = data.get("repositories"), "repositories"
+        repositories = self.repositories(value, region, repositories_at)
+        own_network = self.network_fields(table.get("network", {}), f"{at}.network")
+        own_helper = self.helper_fields(table.get("helper", {}), f"{at}.helper")
+        if repositories is not None:
+            self.role_paths(repositories, repositories_at)
+        if len(self.issues) > issues_before:
+            return None
+        if domain is None or repositories is None or network is None:
+            return None
+        if helper is None or own_network is None or own_helper is None:
+            return None
+        helper_at = f"{at}.helper" if "helper" in table else "helper"
+        built = self.helper({**helper, **own_helper}, helper_at, domain.region)
+        if built is None:
+            return None
+        return Config(
+            domain,
+            repositories,
+            (),
+            DEFAULT_PREFIX,
+            False,
+            "",
+            network=Network(**{**network, **own_network}),
+            helper=built,
+        )
+
+    def with_iam(self, configs: list[Config], iam: IamSettings) -> list[Config]:
+        """Check the boundary against each domain's roles; add the external id."""
+        result = []
+        for config in configs:
+            self.boundary_accounts(iam, config.repositories)
+            repositories = config.repositories
+            if iam.external_id is not None:
+                repositories = tuple(
+                    replace(r, external_id=iam.external_id) for r in repositories
+                )
+            result.append(replace(config, repositories=repositories, iam=iam))
+        return result
+
+    def unique_domains(self, configs: list[Config]) -> None:
+        """Require distinct labels, and each domain (id and region) once."""
+        labels: dict[str, int] = {}
+        places: dict[tuple[str, str], int] = {}
+        for index, config in enumerate(configs):
+            domain = config.domain
+            if domain.label in labels:
+                rule = (
+                    f"same name as domains[{labels[domain.label]}]; names must differ"
+                )
+                self.fail(f"domains[{index}].name", rule, domain.label)
+            labels.setdefault(domain.label, index)
+            place = (domain.id, domain.region)
+            if place in places:
+                rule = f"same domain as domains[{places[place]}]"
+                self.fail(f"domains[{index}].id", rule, domain.id)
+            places.setdefault(place, index)
+
+    def domain(self, table: object, at: str) -> Domain | None:
+        if not isinstance(table, dict):
+            self.fail(at, "missing table with id and region", table)
+            return None
+        allowed = {"id", "region", "execution_roles", "name", "profile"}
+        if at != "domain":
+            allowed |= {"repositories", "network", "helper"}
+        self.unknown_keys(table, allowed, at)
+        domain_id = self.string(table, "id", at, _check_domain_id)
+        region = self.string(table, "region", at, _check_region)
+        roles = self.execution_roles(
+            table.get("execution_roles", []), f"{at}.execution_roles"
+        )
+        name = ""
+        if "name" in table:
+            name = self.string(table, "name", at, _check_domain_name) or ""
+        profile = None
+        if "profile" in table:
+            profile = self.string(table, "profile", at, _check_admin_profile)
         if domain_id is None or region is None or roles is None:
             return None
-        return Domain(domain_id, region, roles)
+        return Domain(domain_id, region, roles, name, profile)
 
-    def execution_roles(self, value: object) -> tuple[str, ...] | None:
+    def execution_roles(self, value: object, field: str) -> tuple[str, ...] | None:
         """Require role ARNs of one account, each listed once."""
-        field = "domain.execution_roles"
         if not isinstance(value, list):
             self.fail(field, "must be a list of IAM role ARNs", value)
             return None
@@ -349,7 +606,7 @@ class _Checker:
             return None
         return tuple(sorted(table.items()))
 
-    def role_paths(self, repositories: tuple[Repository, ...]) -> None:
+    def role_paths(self, repositories: tuple[Repository, ...], field: str) -> None:
         """Require one path per role name in each account."""
         arns: dict[tuple[str, str], str] = {}
         for index, repository in enumerate(repositories):
@@ -359,7 +616,7 @@ class _Checker:
             other = arns.setdefault(key, repository.role_arn)
             if other != repository.role_arn:
                 rule = f"role {match['name']} is also named with another path ({other})"
-                self.fail(f"repositories[{index}].role", rule, repository.role_arn)
+                self.fail(f"{field}[{index}].role", rule, repository.role_arn)
 
     def boundary_accounts(
         self, iam: IamSettings, repositories: tuple[Repository, ...]
@@ -377,6 +634,111 @@ class _Checker:
                 )
                 self.fail("iam.permissions_boundary", rule, iam.permissions_boundary)
 
+    def network_fields(self, table: object, at: str) -> dict[str, Any] | None:
+        """Check a [network] table; return the fields it sets."""
+        if not isinstance(table, dict):
+            self.fail(at, "must be a table", table)
+            return None
+        allowed = {"git_endpoints", "sts_endpoint_url", "s3_endpoint_url"}
+        self.unknown_keys(table, allowed, at)
+        issues_before = len(self.issues)
+        fields: dict[str, Any] = {}
+        if "git_endpoints" in table:
+            fields["git_endpoints"] = self.git_endpoints(
+                table["git_endpoints"], f"{at}.git_endpoints"
+            )
+        for key in ("sts_endpoint_url", "s3_endpoint_url"):
+            if key in table:
+                fields[key] = self.string(table, key, at, _check_endpoint_url)
+        if len(self.issues) > issues_before:
+            return None
+        return fields
+
+    def git_endpoints(self, table: object, field: str) -> tuple[tuple[str, str], ...]:
+        if not isinstance(table, dict):
+            rule = 'must be a table of region = "host", such as "eu-west-1" = "..."'
+            self.fail(field, rule, table)
+            return ()
+        for region, host in table.items():
+            region_rule = _check_region(region)
+            if region_rule is not None:
+                self.fail(f"{field}.{region} (key)", region_rule, region)
+            if not isinstance(host, str):
+                self.fail(f"{field}.{region}", "must be a string", host)
+            elif (host_rule := _check_host(host)) is not None:
+                self.fail(f"{field}.{region}", host_rule, host)
+        return tuple(sorted(table.items()))
+
+    def helper_fields(self, table: object, at: str) -> dict[str, Any] | None:
+        """Check a [helper] table field by field; return the fields it sets."""
+        if not isinstance(table, dict):
+            self.fail(at, "must be a table", table)
+            return None
+        checks: dict[str, Callable[[str], str | None]] = {
+            "version": _check_version,
+            "bucket": _check_bucket,
+            "bucket_region": _check_region,
+            "key_prefix": _check_key_prefix,
+            "index_url": _check_endpoint_url,
+            "wheelhouse": _check_wheelhouse,
+            "wheel": self.check_wheel,
+        }
+        self.unknown_keys(table, {"sources", *checks}, at)
+        issues_before = len(self.issues)
+        fields: dict[str, Any] = {}
+        if "sources" in table:
+            fields["sources"] = self.helper_sources(table["sources"], f"{at}.sources")
+        for key, check in checks.items():
+            if key in table:
+                fields[key] = self.string(table, key, at, check)
+        if "wheel" in table and fields.get("wheel") is not None:
+            fields["wheel"] = str(self.base / fields["wheel"])
+        if len(self.issues) > issues_before:
+            return None
+        return fields
+
+    def helper_sources(self, value: object, field: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            rule = f"must be a non-empty list of {', '.join(HELPER_SOURCES)}"
+            self.fail(field, rule, value)
+            return ()
+        for index, item in enumerate(value):
+            if item not in HELPER_SOURCES:
+                rule = f"must be one of {', '.join(HELPER_SOURCES)}"
+                self.fail(f"{field}[{index}]", rule, item)
+            elif item in value[:index]:
+                self.fail(f"{field}[{index}]", "listed twice", item)
+        return tuple(value)
+
+    def helper(self, fields: dict[str, Any], at: str, region: str) -> Helper | None:
+        """Build the helper settings of a domain and check what each source needs."""
+        helper = Helper(**{"bucket_region": region, **fields})
+        needs = {
+            "s3": ("bucket", "wheel"),
+            "index": ("index_url",),
+            "wheelhouse": ("wheelhouse",),
+        }
+        issues_before = len(self.issues)
+        for source in helper.sources:
+            for key in needs.get(source, ()):
+                if getattr(helper, key) is None:
+                    rule = f'required when sources has "{source}"'
+                    self.fail(f"{at}.{key}", rule, None)
+        if len(self.issues) > issues_before:
+            return None
+        return helper
+
+    def check_wheel(self, value: str) -> str | None:
+        """A local wheel of git-remote-codecommit, relative to the config."""
+        if WHEEL_RE.match(PurePosixPath(value).name) is None:
+            return (
+                "must be a wheel of git-remote-codecommit, such as "
+                "wheels/git_remote_codecommit-1.17-py3-none-any.whl"
+            )
+        if not (self.base / value).is_file():
+            return f"file not found (relative paths start at {self.base})"
+        return None
+
     def app_types(self, value: object) -> tuple[str, ...] | None:
         if not isinstance(value, list) or not value:
             self.fail("app_types", "must be a non-empty list of app types", value)
@@ -393,22 +755,22 @@ class _Checker:
         return tuple(found) if len(found) == len(value) else None
 
     def repositories(
-        self, value: object, default_region: str | None
+        self, value: object, default_region: str | None, field: str
     ) -> tuple[Repository, ...] | None:
         if not isinstance(value, list) or not value:
-            rule = "must have at least one [[repositories]] table"
-            self.fail("repositories", rule, value)
+            rule = f"must have at least one [[{field}]] table"
+            self.fail(field, rule, value)
             return None
         repositories = []
         for index, table in enumerate(value):
-            at = f"repositories[{index}]"
+            at = f"{field}[{index}]"
             if not isinstance(table, dict):
                 self.fail(at, "must be a table", table)
                 continue
             repository = self.repository(table, at, default_region)
             if repository is not None:
                 repositories.append(repository)
-        self.unique(repositories)
+        self.unique(repositories, field)
         if len(repositories) != len(value):
             return None
         return tuple(repositories)
@@ -489,21 +851,21 @@ class _Checker:
             return None
         return role
 
-    def unique(self, repositories: list[Repository]) -> None:
+    def unique(self, repositories: list[Repository], field: str) -> None:
         """Require distinct profiles and clone paths, none inside another."""
         profiles: dict[str, int] = {}
         paths: dict[str, int] = {}
         for index, repository in enumerate(repositories):
-            at = f"repositories[{index}]"
+            at = f"{field}[{index}]"
             if repository.profile in profiles:
                 other = profiles[repository.profile]
-                rule = f"same profile as repositories[{other}]; profiles must differ"
+                rule = f"same profile as {field}[{other}]; profiles must differ"
                 self.fail(f"{at}.profile", rule, repository.profile)
             profiles.setdefault(repository.profile, index)
             for other_path, other in paths.items():
                 if _overlaps(repository.path, other_path):
                     rule = (
-                        f"overlaps the path of repositories[{other}] ({other_path}); "
+                        f"overlaps the path of {field}[{other}] ({other_path}); "
                         "clone paths must differ and not contain each other"
                     )
                     self.fail(f"{at}.path", rule, repository.path)
@@ -514,6 +876,71 @@ def _has_control(value: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value) or any(
         c in value for c in "\u2028\u2029"
     )
+
+
+def _check_domain_name(value: str) -> str | None:
+    if DOMAIN_NAME_RE.match(value) is None:
+        return (
+            "must be 1 to 63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return None
+
+
+def _check_admin_profile(value: str) -> str | None:
+    if ADMIN_PROFILE_RE.match(value) is None:
+        return "must be an AWS profile name without spaces or brackets"
+    return None
+
+
+def _check_host(value: str) -> str | None:
+    match = HOST_RE.match(value)
+    if match is None:
+        return "must be a host name with an optional :port, without a scheme or path"
+    if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
+        return "port must be 1 to 65535"
+    return None
+
+
+def _check_endpoint_url(value: str) -> str | None:
+    match = URL_RE.match(value)
+    rule = "must be an https:// URL (http:// only for 127.0.0.1 or localhost)"
+    if match is None or _check_host(match["host"]) is not None:
+        return rule
+    host = match["host"].split(":")[0]
+    if match["scheme"] == "http" and host not in LOOPBACK_HOSTS:
+        return rule
+    return None
+
+
+def _check_bucket(value: str) -> str | None:
+    if BUCKET_RE.match(value) is None or ".." in value:
+        return (
+            "must be an S3 bucket name: 3 to 63 of lowercase letters, "
+            "digits, '.' and '-'"
+        )
+    return None
+
+
+def _check_key_prefix(value: str) -> str | None:
+    if len(value) > 512 or KEY_PREFIX_RE.match(value) is None:
+        return "must be empty or end in '/', with letters, digits and !_.*'()- between"
+    return None
+
+
+def _check_version(value: str) -> str | None:
+    if VERSION_RE.match(value) is None:
+        return "must be a release number such as 1.17"
+    return None
+
+
+def _check_wheelhouse(value: str) -> str | None:
+    if value.startswith("/"):
+        parts = value.strip("/").split("/")
+        if value == "/" or any(part in ("", ".", "..") for part in parts):
+            return "must be a folder such as /opt/wheels, without '.' or '..'"
+        return None
+    return _check_path(value)
 
 
 def _check_domain_id(value: str) -> str | None:

@@ -5,7 +5,8 @@
   (never an account root), and an inline policy grants each repository's
   actions on exactly that repository's ARN.
 - Account B (the domain's account): an inline policy on each execution role
-  that allows ``sts:AssumeRole`` on exactly those role ARNs.
+  that allows ``sts:AssumeRole`` on exactly those role ARNs, and
+  ``s3:GetObject`` on the helper wheel when the "s3" helper source is used.
 - Account B: the managed policy that the admin who runs ``register`` needs.
 
 Inline policies are ``AWS::IAM::Policy`` resources rather than the role's
@@ -28,6 +29,7 @@ from bootstrap import __version__
 from bootstrap.cfn_yaml import Ref, dump
 from bootstrap.config import POLICY_ARN_RE, ROLE_ARN_RE, Config, Repository
 from bootstrap.errors import BootstrapError, ConfigError, ConfigIssue
+from bootstrap.helper_upload import uses_s3
 from bootstrap.register import State
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,15 @@ ADMIN_LIST_ACTIONS = (
     "sagemaker:ListStudioLifecycleConfigs",
     "sagemaker:ListUserProfiles",
 )
+
+# The git-remote-codecommit wheel of the "s3" helper source. register reads,
+# uploads and deletes exactly that object (see bootstrap/helper_upload.py).
+# With s3:ListBucket, S3 returns 404 rather than 403 for HeadObject on a
+# missing key, and HeadBucket distinguishes a missing bucket from a missing key.
+# Without it, register cannot tell a free key from a denied read.
+HELPER_READ_ACTIONS = ("s3:GetObject",)
+HELPER_ADMIN_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+HELPER_ADMIN_BUCKET_ACTIONS = ("s3:ListBucket",)
 
 
 @dataclass(frozen=True)
@@ -324,6 +335,10 @@ def execution_template(config: Config, chain: Chain, roles: list[Role]) -> Templ
                 "Resource": [role.arn for role in roles],
             }
         )
+    helper = helper_wheel_arns(config, chain.partition)
+    if helper:
+        # The lifecycle script fetches the wheel with the execution role.
+        statements.append(_allow("ReadHelperWheel", HELPER_READ_ACTIONS, [helper[1]]))
     resources = {
         "AssumeRepositoryRoles": {
             "Type": "AWS::IAM::Policy",
@@ -378,6 +393,15 @@ def admin_template(config: Config, chain: Chain) -> Template:
         ),
         _allow("ListDomainMembers", ADMIN_LIST_ACTIONS, ["*"]),
     ]
+    helper = helper_wheel_arns(config, chain.partition)
+    if helper:
+        bucket_arn, object_arn = helper
+        statements.append(
+            _allow("HelperWheelObject", HELPER_ADMIN_OBJECT_ACTIONS, [object_arn])
+        )
+        statements.append(
+            _allow("HelperWheelBucket", HELPER_ADMIN_BUCKET_ACTIONS, [bucket_arn])
+        )
     resources = {
         "RegisterAdminPolicy": {
             "Type": "AWS::IAM::ManagedPolicy",
@@ -466,6 +490,18 @@ def uses_source_identity(state: State) -> bool:
 
 
 # --- helpers -------------------------------------------------------------------
+
+
+def helper_wheel_arns(config: Config, partition: str) -> tuple[str, str] | None:
+    """Return the ARNs of the helper wheel's bucket and object, or None when unused."""
+    if not uses_s3(config):
+        return None
+    helper = config.helper
+    bucket_arn = f"arn:{partition}:s3:::{helper.bucket}"
+    # helper.key_prefix may contain '*', which is a wildcard in a Resource,
+    # so it becomes the policy variable ${*}, which IAM reads as a literal '*'.
+    key = str(helper.key).replace("*", "${*}")
+    return bucket_arn, f"{bucket_arn}/{key}"
 
 
 def _allow(sid: str, actions: Iterable[str], resources: list[str]) -> dict[str, Any]:

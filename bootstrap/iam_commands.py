@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -11,16 +10,18 @@ from bootstrap import iam
 from bootstrap import register as reg
 from bootstrap.accounts import Accounts, build_accounts
 from bootstrap.aws import AwsOptions, SageMaker
-from bootstrap.config import Config, load_config
+from bootstrap.config import Config, load_rollout
 from bootstrap.deploy import Deployer
-from bootstrap.doctor import FAIL, Doctor, summary
+from bootstrap.doctor import FAIL, WARN, Check, Doctor, summary
+from bootstrap.domains import Outcome, Output, one_domain, run_each
+from bootstrap.network import vpc_warnings
 from bootstrap.render import render_all
 
 
 def _accounts(args: argparse.Namespace, config: Config) -> Accounts:
     return build_accounts(
         args.profile_a,
-        args.profile_b,
+        args.profile_b or config.domain.profile,
         [repository.account_id for repository in config.repositories],
         args.endpoint_url,
     )
@@ -28,14 +29,15 @@ def _accounts(args: argparse.Namespace, config: Config) -> Accounts:
 
 def _discover(args: argparse.Namespace, config: Config) -> reg.State:
     """Read the domain, its user profiles, spaces and our LCCs in account B."""
-    options = AwsOptions(args.profile_b, None, args.endpoint_url)
+    profile = args.profile_b or config.domain.profile
+    options = AwsOptions(profile, None, args.endpoint_url)
     sagemaker = SageMaker(options, config.domain.region)
     return reg.discover(sagemaker, config.domain.id, config.prefix)
 
 
 def run_iam(args: argparse.Namespace) -> int:
     """Render the templates, and with --deploy create or update their stacks."""
-    config = load_config(args.config)
+    config = one_domain(load_rollout(args.config), args.domain, "iam")
     accounts = _accounts(args, config)
     chain = iam.configured_chain(config)
     if chain is None:
@@ -64,20 +66,39 @@ def run_iam(args: argparse.Namespace) -> int:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Check every link of the chain, and return 1 when any check fails."""
-    config = load_config(args.config)
+    rollout = load_rollout(args.config)
+
+    def action(config: Config, out: Output) -> Outcome:
+        return doctor_domain(args, config, out)
+
+    return run_each(rollout, args.domain, "checking", args.output == "json", action)
+
+
+def doctor_domain(args: argparse.Namespace, config: Config, out: Output) -> Outcome:
+    """Check one domain and the roles of its repositories."""
     scripts = render_all(config)
     accounts = _accounts(args, config)
     state = _discover(args, config)
     checks = Doctor(config, accounts, state, scripts).run()
-    if args.output == "json":
-        print(json.dumps([check.as_dict() for check in checks], indent=2))
-    else:
-        for check in checks:
-            print(f"{check.status.upper():<5} {check.subject}: {check.message}")
-            if check.fix:
-                print(f"      fix: {check.fix}")
-        print(summary(checks))
-    return 1 if any(check.status == FAIL for check in checks) else 0
+    checks += [
+        Check(WARN, warning.subject, warning.message, warning.fix)
+        for warning in vpc_warnings(config, state.domain, state.users)
+    ]
+    failed = [check for check in checks if check.status == FAIL]
+    outcome = Outcome(
+        "failed" if failed else "ok",
+        summary(checks),
+        failed=bool(failed),
+    )
+    if out.json_mode:
+        out.data([check.as_dict() for check in checks])
+        return outcome
+    for check in checks:
+        out.say(f"{check.status.upper():<5} {check.subject}: {check.message}")
+        if check.fix:
+            out.say(f"      fix: {check.fix}")
+    out.say(summary(checks))
+    return outcome
 
 
 def _always_yes(question: str) -> bool:

@@ -360,6 +360,52 @@ def test_admin_policy_covers_register() -> None:
     assert "iam:PassRole" not in str(document)
 
 
+def s3_helper(folder: Path, key_prefix: str = "studio-bootstrap/") -> dict[str, Any]:
+    wheel = folder / "git_remote_codecommit-1.17-py3-none-any.whl"
+    wheel.write_bytes(b"wheel")
+    data = example_data()
+    data["helper"] = {
+        "sources": ["s3"],
+        "wheel": str(wheel),
+        "bucket": "studio-wheels",
+        "key_prefix": key_prefix,
+    }
+    return data
+
+
+def test_s3_helper_grants(tmp_path: Path) -> None:
+    templates = templates_of(s3_helper(tmp_path))
+    wheel = "arn:aws:s3:::studio-wheels/studio-bootstrap/" + (
+        "git_remote_codecommit-1.17-py3-none-any.whl"
+    )
+    execution = resource(templates["execution"], "AWS::IAM::Policy")
+    read = statement(execution["PolicyDocument"], "ReadHelperWheel")
+    assert read["Action"] == ["s3:GetObject"]
+    assert read["Resource"] == [wheel]
+    admin = resource(templates["register-admin"], "AWS::IAM::ManagedPolicy")
+    objects = statement(admin["PolicyDocument"], "HelperWheelObject")
+    assert set(objects["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert objects["Resource"] == [wheel]
+    bucket = statement(admin["PolicyDocument"], "HelperWheelBucket")
+    assert bucket["Action"] == ["s3:ListBucket"]
+    assert bucket["Resource"] == ["arn:aws:s3:::studio-wheels"]
+
+
+def test_s3_grants_only_with_s3_source() -> None:
+    templates = templates_of(example_data())
+    for template in templates.values():
+        assert "s3:" not in template.text, template.filename
+
+
+def test_s3_grant_escapes_wildcard(tmp_path: Path) -> None:
+    templates = templates_of(s3_helper(tmp_path, key_prefix="a*b/"))
+    execution = resource(templates["execution"], "AWS::IAM::Policy")
+    read = statement(execution["PolicyDocument"], "ReadHelperWheel")
+    assert read["Resource"] == [
+        "arn:aws:s3:::studio-wheels/a${*}b/git_remote_codecommit-1.17-py3-none-any.whl"
+    ]
+
+
 # --- text -----------------------------------------------------------------------
 
 
@@ -436,6 +482,22 @@ CFN_LINT = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
 def test_templates_pass_cfn_lint(data: dict[str, Any], tmp_path: Path) -> None:
     assert CFN_LINT is not None
     paths = []
+    for template in templates_of(data, EXECUTION_ROLE, PATH_ROLE).values():
+        path = tmp_path / template.filename
+        path.write_text(template.text)
+        paths.append(str(path))
+    result = subprocess.run(
+        [CFN_LINT, "--", *paths], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(CFN_LINT is None, reason="cfn-lint is in the dev extra")
+@pytest.mark.parametrize("key_prefix", ["studio-bootstrap/", "a*b/"])
+def test_s3_helper_passes_cfn_lint(tmp_path: Path, key_prefix: str) -> None:
+    assert CFN_LINT is not None
+    paths = []
+    data = s3_helper(tmp_path, key_prefix)
     for template in templates_of(data, EXECUTION_ROLE, PATH_ROLE).values():
         path = tmp_path / template.filename
         path.write_text(template.text)

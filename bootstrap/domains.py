@@ -1,0 +1,182 @@
+"""Run a command on each selected domain, with progress, isolation and a summary.
+
+With one domain, a command prints what it always printed and a failure ends
+it. With several, each domain runs in turn: progress goes to stderr, a
+failure is recorded and the next domain runs, and a table (or one JSON
+document) sums up every domain at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bootstrap.config import Config, Rollout
+from bootstrap.errors import BootstrapError, ConfigError, ConfigIssue
+
+logger = logging.getLogger(__name__)
+
+FAILED = "failed"
+SKIPPED = "skipped"
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Outcome:
+    """What a command did on one domain, for the summary."""
+
+    result: str  # for example "up to date", "changed", "planned", "failed"
+    detail: str = ""
+    # The domain's plan, status or checks, for JSON output.
+    data: Any = None
+    failed: bool = False
+
+
+@dataclass
+class Output:
+    """Where one domain's output goes.
+
+    In JSON mode, lines for people go to stderr and data goes to stdout as
+    one document; with several domains the data is kept for the summary.
+    """
+
+    json_mode: bool
+    keep: bool
+    kept: list[Any] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        """Print a line for people."""
+        print(line, file=sys.stderr if self.json_mode else sys.stdout)
+
+    def data(self, value: Any) -> None:
+        """Emit the JSON data of this domain."""
+        if self.keep:
+            self.kept.append(value)
+        else:
+            print(json.dumps(value, indent=2, sort_keys=True))
+
+
+Action = Callable[[Config, Output], Outcome]
+
+
+def select(rollout: Rollout, names: Sequence[str] | None) -> tuple[Config, ...]:
+    """The domains a command acts on: those named with --domain, or all."""
+    return rollout.select(list(names) if names else None)
+
+
+def one_domain(rollout: Rollout, names: Sequence[str] | None, command: str) -> Config:
+    """The single domain a command that renders one domain's files acts on."""
+    configs = select(rollout, names)
+    if len(configs) > 1:
+        labels = ", ".join(c.domain.label for c in configs)
+        rule = f"{command} acts on one domain at a time; choose it with --domain"
+        raise ConfigError(rollout.source, [ConfigIssue("--domain", rule, labels)])
+    return configs[0]
+
+
+def lifecycle_folder(config: Config, rollout: Rollout, base: Path) -> Path:
+    """The folder of a domain's scripts: the base, or base/NAME for several."""
+    return base / config.domain.label if rollout.several else base
+
+
+def run_each(
+    rollout: Rollout,
+    names: Sequence[str] | None,
+    verb: str,
+    json_mode: bool,
+    action: Action,
+) -> int:
+    """Run ``action`` on each selected domain and return the exit code."""
+    configs = select(rollout, names)
+    if not rollout.several:
+        outcome = action(configs[0], Output(json_mode, keep=False))
+        return 1 if outcome.failed else 0
+
+    outcomes: list[tuple[Config, Outcome, float]] = []
+    total = len(configs)
+    try:
+        for index, config in enumerate(configs, 1):
+            domain = config.domain
+            where = f"{domain.label} ({domain.id}, {domain.region})"
+            _progress(f"[{index}/{total}] {where}: {verb}")
+            if not json_mode:
+                print(f"== {where}")
+            output = Output(json_mode, keep=True)
+            started = time.monotonic()
+            outcome = _isolated(action, config, output)
+            if output.kept:
+                outcome.data = output.kept[-1]
+            elapsed = time.monotonic() - started
+            outcomes.append((config, outcome, elapsed))
+            _progress(f"[{index}/{total}] {where}: {outcome.result} ({elapsed:.1f} s)")
+            if not json_mode:
+                print()
+    except KeyboardInterrupt:
+        done = {id(config) for config, _, _ in outcomes}
+        for config in configs:
+            if id(config) not in done:
+                outcomes.append((config, Outcome(SKIPPED, "interrupted"), 0.0))
+        _summary(outcomes, json_mode)
+        return EXIT_INTERRUPTED
+    _summary(outcomes, json_mode)
+    return 1 if any(outcome.failed for _, outcome, _ in outcomes) else 0
+
+
+def _isolated(action: Action, config: Config, output: Output) -> Outcome:
+    """Run one domain; turn its failure into an outcome so the others run."""
+    try:
+        return action(config, output)
+    except ConfigError as exc:
+        detail = "; ".join(str(issue) for issue in exc.issues)
+    except BootstrapError as exc:
+        detail = str(exc)
+    except Exception as exc:  # one domain's bug must not stop the others
+        logger.debug("domain %s failed", config.domain.label, exc_info=True)
+        detail = f"unexpected {type(exc).__name__}: {exc} (run with -v for details)"
+    print(f"error: {config.domain.label}: {detail}", file=sys.stderr)
+    return Outcome(FAILED, detail, failed=True)
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _summary(outcomes: list[tuple[Config, Outcome, float]], json_mode: bool) -> None:
+    if json_mode:
+        document = {
+            "domains": [
+                {
+                    "name": config.domain.label,
+                    "id": config.domain.id,
+                    "region": config.domain.region,
+                    "result": outcome.result,
+                    "detail": outcome.detail,
+                    "seconds": round(elapsed, 3),
+                    "data": outcome.data,
+                }
+                for config, outcome, elapsed in outcomes
+            ]
+        }
+        print(json.dumps(document, indent=2, sort_keys=True))
+        return
+    rows = [("DOMAIN", "ID", "REGION", "RESULT", "DETAIL")]
+    rows += [
+        (c.domain.label, c.domain.id, c.domain.region, o.result, o.detail)
+        for c, o, _ in outcomes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = [row[i].ljust(widths[i]) for i in range(4)]
+        print("  ".join([*cells, row[4]]).rstrip())
+    failed = sum(1 for _, o, _ in outcomes if o.failed)
+    skipped = sum(1 for _, o, _ in outcomes if o.result == SKIPPED)
+    counts = [f"{len(outcomes)} domains", f"{failed} failed"]
+    if skipped:
+        counts.append(f"{skipped} skipped")
+    print(", ".join(counts))

@@ -1,0 +1,105 @@
+"""Warnings for domains whose apps have no internet (AppNetworkAccessType VpcOnly).
+
+In a VpcOnly domain, Studio apps reach AWS only through the VPC's endpoints,
+and PyPI not at all. These checks compare the config with what the domain
+and its user profiles say, before anything is registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bootstrap.config import Config
+
+VPC_ONLY = "VpcOnly"
+
+
+@dataclass(frozen=True)
+class VpcWarning:
+    """One gap in a VpcOnly setup: what is missing, and the config that fixes it."""
+
+    subject: str
+    message: str
+    fix: str
+
+
+def vpc_only(domain: dict[str, Any]) -> bool:
+    """Whether a DescribeDomain response says the apps have no internet."""
+    return domain.get("AppNetworkAccessType") == VPC_ONLY
+
+
+def vpc_warnings(
+    config: Config, domain: dict[str, Any], users: dict[str, dict[str, Any]]
+) -> list[VpcWarning]:
+    """Return the gaps of a VpcOnly domain; none for a domain with internet.
+
+    ``domain`` is a DescribeDomain response and ``users`` maps each user
+    profile name to its UserSettings.
+    """
+    if not vpc_only(domain):
+        return []
+    found: list[VpcWarning] = []
+    subject = f"domain {config.domain.id} (VpcOnly)"
+    if set(config.helper.sources) <= {"pypi"}:
+        found.append(
+            VpcWarning(
+                subject,
+                "git-remote-codecommit installs only from PyPI, which apps "
+                "without internet cannot reach; images without it cannot clone",
+                'set helper.sources to "s3", "index" or "wheelhouse"',
+            )
+        )
+    if config.network.sts_endpoint_url is None:
+        found.append(
+            VpcWarning(
+                subject,
+                "no STS endpoint is configured; assuming the repository role "
+                "works only if the VPC has an STS interface endpoint with "
+                "private DNS",
+                "set network.sts_endpoint_url to the VPC endpoint's URL",
+            )
+        )
+    regions = sorted({r.region for r in config.repositories})
+    missing = [
+        region for region in regions if config.network.git_endpoint(region) is None
+    ]
+    if missing:
+        found.append(
+            VpcWarning(
+                subject,
+                f"no CodeCommit Git endpoint is configured for {', '.join(missing)}; "
+                "cloning works only if the VPC has a git-codecommit interface "
+                "endpoint with private DNS there",
+                "set network.git_endpoints to the endpoint's DNS name per region",
+            )
+        )
+    if "s3" in config.helper.sources and config.network.s3_endpoint_url is None:
+        found.append(
+            VpcWarning(
+                subject,
+                "the helper is fetched from S3 but no S3 endpoint is configured; "
+                "this works only through an S3 gateway endpoint or an interface "
+                "endpoint with private DNS",
+                "set network.s3_endpoint_url, or add an S3 gateway endpoint",
+            )
+        )
+    default_groups = (domain.get("DefaultUserSettings") or {}).get("SecurityGroups")
+    bare = sorted(
+        name for name, settings in users.items() if not settings.get("SecurityGroups")
+    )
+    if not default_groups and (bare or not users):
+        shown = ", ".join(bare[:5]) or "(none yet)"
+        if len(bare) > 5:
+            shown += f" and {len(bare) - 5} more"
+        found.append(
+            VpcWarning(
+                subject,
+                "the domain sets no security groups for its user profiles, and "
+                f"these have none of their own: {shown}; security groups decide "
+                "whether apps reach the VPC endpoints",
+                "set DefaultUserSettings.SecurityGroups on the domain, or "
+                "SecurityGroups on each user profile",
+            )
+        )
+    return found

@@ -1,0 +1,336 @@
+"""One config with several domains in several accounts and regions.
+
+Each domain has its own admin profile in the AWS config file, as a platform
+team's laptop or pipeline would. Calls go to the local SageMaker, which keeps
+each account and region apart.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_register import (  # the fixtures are shared with these tests
+    clean_sagemaker,
+    create_domain,
+)
+
+from bootstrap import studio
+from bootstrap.cli import main
+from bootstrap.sandbox import sagemaker
+from bootstrap.sandbox.stack import LocalStack
+
+__all__ = ["clean_sagemaker"]
+
+ACCOUNT_A = "111111111111"
+ACCOUNT_B = "222222222222"
+ACCOUNT_C = "333333333333"
+PLACES = {
+    "research-eu": (ACCOUNT_B, "eu-west-1"),
+    "research-us": (ACCOUNT_B, "us-east-1"),
+    "risk-eu": (ACCOUNT_C, "eu-west-1"),
+}
+
+
+@pytest.fixture
+def admin_profiles(
+    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An AWS config file with one admin profile per account, and nothing else."""
+    lines = []
+    for account in (ACCOUNT_A, ACCOUNT_B, ACCOUNT_C):
+        credentials = local_stack.admin_credentials(account)
+        lines += [
+            f"[profile admin-{account}]",
+            f"aws_access_key_id = {credentials['AWS_ACCESS_KEY_ID']}",
+            f"aws_secret_access_key = {credentials['AWS_SECRET_ACCESS_KEY']}",
+            f"aws_session_token = {credentials['AWS_SESSION_TOKEN']}",
+            "",
+        ]
+    config_file = tmp_path / "aws-config"
+    config_file.write_text("\n".join(lines))
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.chdir(tmp_path)
+
+
+def sagemaker_client(local_stack: LocalStack, name: str) -> Any:
+    account, region = PLACES[name]
+    return local_stack.session(account, region).client("sagemaker")
+
+
+def execution_role(account: str) -> str:
+    return f"arn:aws:iam::{account}:role/StudioExecutionRole"
+
+
+@pytest.fixture
+def domains(local_stack: LocalStack, admin_profiles: None) -> dict[str, str]:
+    """Create one domain in each place and return their ids by name."""
+    return {
+        name: create_domain(
+            sagemaker_client(local_stack, name), execution_role(account)
+        )
+        for name, (account, _) in PLACES.items()
+    }
+
+
+def write_config(folder: Path, domains: dict[str, str], **ids: str) -> Path:
+    """A config naming every domain; ``ids`` replaces a domain's id."""
+    text = [
+        'prefix = "studio-bootstrap"',
+        "[[repositories]]",
+        'name = "example-repo"',
+        'account_id = "111111111111"',
+        'role = "CrossAccountRepoRole"',
+    ]
+    for name, (account, region) in PLACES.items():
+        text += [
+            "[[domains]]",
+            f'name = "{name}"',
+            f'id = "{ids.get(name, domains[name])}"',
+            f'region = "{region}"',
+            f'profile = "admin-{account}"',
+            f'execution_roles = ["{execution_role(account)}"]',
+        ]
+    if "risk-eu" not in ids:
+        # The risk team's domain clones a repository of its own.
+        text += [
+            "[[domains.repositories]]",
+            'name = "risk-models"',
+            'account_id = "111111111111"',
+            'role = "CrossAccountRepoRole"',
+        ]
+    path = folder / "bootstrap.toml"
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
+def cli(config: Path, local_stack: LocalStack, *args: str) -> int:
+    command, *rest = args
+    endpoint = ["--endpoint-url", local_stack.endpoint_url]
+    return main(["--config", str(config), command, *endpoint, *rest])
+
+
+def attached(local_stack: LocalStack, name: str, domain_id: str) -> str | None:
+    """The built-in JupyterLab LCC of a domain, by name."""
+    client = sagemaker_client(local_stack, name)
+    settings = client.describe_domain(DomainId=domain_id)["DefaultUserSettings"]
+    arn = studio.built_in_of(settings.get("JupyterLabAppSettings"))
+    return arn.rsplit("/", 1)[-1] if arn else None
+
+
+def test_register_acts_on_every_domain_with_progress_and_summary(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains)
+    assert cli(config, local_stack, "register") == 0
+    output = capsys.readouterr()
+    for index, name in enumerate(PLACES, 1):
+        assert f"[{index}/3] {name} ({domains[name]}" in output.err
+        assert attached(local_stack, name, domains[name]) is not None
+    summary = output.out[output.out.index("DOMAIN  ") :].splitlines()
+    assert summary[0].split() == ["DOMAIN", "ID", "REGION", "RESULT", "DETAIL"]
+    assert [row.split()[0] for row in summary[1:4]] == list(PLACES)
+    assert all(row.split()[3] == "registered" for row in summary[1:4])
+    assert summary[4] == "3 domains, 0 failed"
+    # The risk domain's script clones its own repository, not the shared one.
+    risk = attached(local_stack, "risk-eu", domains["risk-eu"])
+    research = attached(local_stack, "research-eu", domains["research-eu"])
+    assert risk != research
+    assert (tmp_path / "lifecycle" / "risk-eu").is_dir()
+
+    sagemaker.reset_call_log()
+    assert cli(config, local_stack, "register") == 0
+    assert sagemaker.call_log().mutating_total == 0
+    assert capsys.readouterr().out.count("up to date") >= 3
+
+
+def test_one_failing_domain_does_not_stop_the_others(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains, **{"research-us": "d-000000000000"})
+    assert cli(config, local_stack, "register") == 1
+    output = capsys.readouterr()
+    assert attached(local_stack, "research-eu", domains["research-eu"])
+    assert attached(local_stack, "risk-eu", domains["risk-eu"])
+    assert attached(local_stack, "research-us", domains["research-us"]) is None
+    rows = {line.split()[0]: line for line in output.out.splitlines() if line}
+    assert "failed" in rows["research-us"]
+    assert "d-000000000000" in rows["research-us"]
+    assert "3 domains, 1 failed" in output.out
+    assert "error: research-us:" in output.err
+
+
+def test_selection_touches_only_the_named_domains(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains)
+    assert cli(config, local_stack, "register", "--domain", "research-us") == 0
+    assert attached(local_stack, "research-us", domains["research-us"])
+    assert attached(local_stack, "research-eu", domains["research-eu"]) is None
+    assert attached(local_stack, "risk-eu", domains["risk-eu"]) is None
+    # A domain can also be named by its id.
+    by_id = ["--domain", domains["risk-eu"]]
+    assert cli(config, local_stack, "register", *by_id) == 0
+    assert attached(local_stack, "risk-eu", domains["risk-eu"])
+    assert "[1/1]" in capsys.readouterr().err
+
+
+def test_unknown_domain_is_a_usage_error_before_any_call(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains)
+    sagemaker.reset_call_log()
+    assert cli(config, local_stack, "register", "--domain", "nope") == 2
+    error = capsys.readouterr().err
+    assert "--domain: no such domain" in error
+    assert "research-eu, research-us, risk-eu" in error
+    assert sagemaker.call_log().reads_total == 0
+    assert not (tmp_path / "lifecycle").exists()
+
+
+def test_plan_json_is_one_document(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains)
+    sagemaker.reset_call_log()
+    assert cli(config, local_stack, "plan", "--output", "json") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert sagemaker.call_log().mutating_total == 0
+    assert [entry["name"] for entry in document["domains"]] == list(PLACES)
+    for entry in document["domains"]:
+        assert entry["result"].endswith("changes planned")
+        actions = [change["action"] for change in entry["data"]["changes"]]
+        assert actions.count("create") == 4
+
+
+def test_status_unregister_and_doctor_cover_every_domain(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains)
+    before = {
+        name: sagemaker_client(local_stack, name).describe_domain(DomainId=domain_id)[
+            "DefaultUserSettings"
+        ]
+        for name, domain_id in domains.items()
+    }
+    assert cli(config, local_stack, "register") == 0
+    capsys.readouterr()
+    assert cli(config, local_stack, "status", "--output", "json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert {entry["result"] for entry in status["domains"]} == {"current"}
+
+    assert cli(config, local_stack, "unregister") == 0
+    assert "3 domains, 0 failed" in capsys.readouterr().out
+    for name, domain_id in domains.items():
+        client = sagemaker_client(local_stack, name)
+        after = client.describe_domain(DomainId=domain_id)["DefaultUserSettings"]
+        assert after == before[name]
+
+    # doctor runs per domain too; the repository roles do not exist in this
+    # test, so each domain fails on its own and all three are reported.
+    profile_a = f"--profile-a=admin-{ACCOUNT_A}"
+    assert cli(config, local_stack, "doctor", profile_a, "--output", "json") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert len(document["domains"]) == 3
+    for entry in document["domains"]:
+        assert entry["result"] == "failed"
+        statuses = {check["status"] for check in entry["data"]}
+        assert "fail" in statuses
+
+
+def test_vpc_only_domain_gets_warnings_in_plan_and_doctor(
+    local_stack: LocalStack, admin_profiles: None, tmp_path: Path, capsys: Any
+) -> None:
+    client = sagemaker_client(local_stack, "research-eu")
+    domain_id = create_domain(client, execution_role(ACCOUNT_B), SecurityGroups=[])
+    client.update_domain(DomainId=domain_id, AppNetworkAccessType="VpcOnly")
+    client.create_user_profile(DomainId=domain_id, UserProfileName="ana")
+    path = tmp_path / "bootstrap.toml"
+    path.write_text(
+        "\n".join(
+            [
+                "[domain]",
+                f'id = "{domain_id}"',
+                'region = "eu-west-1"',
+                f'profile = "admin-{ACCOUNT_B}"',
+                "[[repositories]]",
+                'name = "example-repo"',
+                'account_id = "111111111111"',
+                'role = "CrossAccountRepoRole"',
+            ]
+        )
+        + "\n"
+    )
+    assert cli(path, local_stack, "plan") == 0
+    error = capsys.readouterr().err
+    assert "VpcOnly" in error
+    assert "installs only from PyPI" in error
+    assert "no STS endpoint" in error
+    assert "no CodeCommit Git endpoint is configured for eu-west-1" in error
+    assert "security groups" in error and "ana" in error
+    assert error.count("  fix: ") == 4
+
+    profile_a = f"--profile-a=admin-{ACCOUNT_A}"
+    assert cli(path, local_stack, "doctor", profile_a, "--output", "json") == 1
+    checks = json.loads(capsys.readouterr().out)
+    warnings = [c for c in checks if c["status"] == "warn"]
+    assert len(warnings) == 4
+    assert all(c["fix"] for c in warnings)
+
+
+def test_register_uploads_the_helper_wheel_and_unregister_removes_it(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    account, region = PLACES["research-eu"]
+    s3 = local_stack.session(account, region).client("s3")
+    bucket = "helper-wheels-research"
+    s3.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+    )
+    wheel = tmp_path / "git_remote_codecommit-1.17-py3-none-any.whl"
+    wheel.write_bytes(b"a wheel's bytes")
+    path = tmp_path / "bootstrap.toml"
+    path.write_text(
+        "\n".join(
+            [
+                "[domain]",
+                f'id = "{domains["research-eu"]}"',
+                f'region = "{region}"',
+                f'profile = "admin-{account}"',
+                "[helper]",
+                'sources = ["s3"]',
+                f'wheel = "{wheel.name}"',
+                f'bucket = "{bucket}"',
+                "[[repositories]]",
+                'name = "example-repo"',
+                'account_id = "111111111111"',
+                'role = "CrossAccountRepoRole"',
+            ]
+        )
+        + "\n"
+    )
+    key = f"studio-bootstrap/{wheel.name}"
+    target = f"s3://{bucket}/{key}"
+
+    assert cli(path, local_stack, "plan") == 0
+    assert f"upload  {target}" in capsys.readouterr().out
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+    assert cli(path, local_stack, "register") == 0
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"a wheel's bytes"
+    capsys.readouterr()
+    assert cli(path, local_stack, "register") == 0
+    assert "up to date" in capsys.readouterr().out
+
+    assert cli(path, local_stack, "unregister") == 0
+    assert target in capsys.readouterr().out
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
