@@ -35,6 +35,8 @@ class Accounts:
     repository_profiles: dict[str, str | None]
     domain_profile: str | None = None
     endpoint_url: str | None = None
+    # Profiles of domain accounts that have their own, by account.
+    domain_profiles: dict[str, str | None] = field(default_factory=dict)
     _sessions: dict[str | None, boto3.Session] = field(default_factory=dict)
     _checked: set[tuple[str | None, str]] = field(default_factory=set)
 
@@ -45,9 +47,8 @@ class Accounts:
 
     def domain_client(self, account: str, service: str, region: str) -> AwsClient:
         """Return a client in the domain's account, once its account is confirmed."""
-        return self._client(
-            self.domain_profile, "--profile-b", account, service, region
-        )
+        profile = self.domain_profiles.get(account, self.domain_profile)
+        return self._client(profile, "--profile-b", account, service, region)
 
     def _client(
         self,

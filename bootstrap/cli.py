@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check roles, trust, grants and attached scripts in both accounts",
     )
     _account_options(doctor)
+    _jobs_option(doctor)
     doctor.add_argument(
         "--output",
         choices=("table", "json"),
@@ -150,6 +151,26 @@ def _domain_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _jobs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="with several domains, act on N of them at the same time (default: 1)",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 64, not {text!r}")
+    return number
+
+
 def _account_options(parser: argparse.ArgumentParser) -> None:
     _domain_option(parser)
     parser.add_argument(
@@ -169,6 +190,7 @@ def _account_options(parser: argparse.ArgumentParser) -> None:
 
 def _aws_options(parser: argparse.ArgumentParser) -> None:
     _domain_option(parser)
+    _jobs_option(parser)
     parser.add_argument(
         "--profile",
         help="AWS profile for the SageMaker calls (default: the domain's profile "

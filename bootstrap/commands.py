@@ -63,7 +63,9 @@ def register(args: argparse.Namespace) -> int:
     def action(config: Config, out: Output) -> Outcome:
         return register_domain(args, config, rollout, out)
 
-    return run_each(rollout, args.domain, verb, args.output == "json", action)
+    return run_each(
+        rollout, args.domain, verb, args.output == "json", action, args.jobs
+    )
 
 
 def register_domain(
@@ -129,7 +131,9 @@ def unregister(args: argparse.Namespace) -> int:
         others = [c for c in rollout.configs if c is not config]
         return unregister_domain(args, config, out, others)
 
-    return run_each(rollout, args.domain, verb, args.output == "json", action)
+    return run_each(
+        rollout, args.domain, verb, args.output == "json", action, args.jobs
+    )
 
 
 def unregister_domain(
@@ -175,7 +179,9 @@ def status(args: argparse.Namespace) -> int:
     def action(config: Config, out: Output) -> Outcome:
         return status_domain(args, config, out)
 
-    return run_each(rollout, args.domain, "reading", args.output == "json", action)
+    return run_each(
+        rollout, args.domain, "reading", args.output == "json", action, args.jobs
+    )
 
 
 def status_domain(args: argparse.Namespace, config: Config, out: Output) -> Outcome:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,10 +51,22 @@ class Output:
     json_mode: bool
     keep: bool
     kept: list[Any] = field(default_factory=list)
+    # Lines held back while other domains run at the same time; None prints
+    # each line at once.
+    held: list[str] | None = None
 
     def say(self, line: str) -> None:
         """Print a line for people."""
-        print(line, file=sys.stderr if self.json_mode else sys.stdout)
+        if self.held is not None:
+            self.held.append(line)
+        else:
+            print(line, file=sys.stderr if self.json_mode else sys.stdout)
+
+    def release(self, header: str) -> None:
+        """Print the held lines as one block under a header."""
+        stream = sys.stderr if self.json_mode else sys.stdout
+        lines = [header, *(self.held or [])] if not self.json_mode else self.held
+        print("\n".join([*(lines or []), ""]), file=stream, flush=True)
 
     def data(self, value: Any) -> None:
         """Emit the JSON data of this domain."""
@@ -91,41 +105,72 @@ def run_each(
     verb: str,
     json_mode: bool,
     action: Action,
+    jobs: int = 1,
 ) -> int:
-    """Run ``action`` on each selected domain and return the exit code."""
+    """Run ``action`` on each selected domain and return the exit code.
+
+    With ``jobs`` above 1, that many domains run at the same time; each
+    domain's lines are then printed as one block when it finishes.
+    """
     configs = select(rollout, names)
     if not rollout.several:
         outcome = action(configs[0], Output(json_mode, keep=False))
         return 1 if outcome.failed else 0
 
-    outcomes: list[tuple[Config, Outcome, float]] = []
     total = len(configs)
-    try:
-        for index, config in enumerate(configs, 1):
-            domain = config.domain
-            where = f"{domain.label} ({domain.id}, {domain.region})"
-            _progress(f"[{index}/{total}] {where}: {verb}")
-            if not json_mode:
-                print(f"== {where}")
-            output = Output(json_mode, keep=True)
-            started = time.monotonic()
-            outcome = _isolated(action, config, output)
-            if output.kept:
-                outcome.data = output.kept[-1]
-            elapsed = time.monotonic() - started
-            outcomes.append((config, outcome, elapsed))
-            _progress(f"[{index}/{total}] {where}: {outcome.result} ({elapsed:.1f} s)")
-            if not json_mode:
+    results: dict[int, tuple[Outcome, float]] = {}
+    lock = threading.Lock()
+
+    def run_one(index: int) -> None:
+        config = configs[index]
+        where = _where(config)
+        _progress(f"[{index + 1}/{total}] {where}: {verb}")
+        output = Output(json_mode, keep=True, held=[] if jobs > 1 else None)
+        if jobs == 1 and not json_mode:
+            print(f"== {where}")
+        started = time.monotonic()
+        outcome = _isolated(action, config, output)
+        if output.kept:
+            outcome.data = output.kept[-1]
+        elapsed = time.monotonic() - started
+        with lock:
+            results[index] = (outcome, elapsed)
+            if jobs > 1:
+                output.release(f"== {where}")
+            elif not json_mode:
                 print()
+            _progress(
+                f"[{index + 1}/{total}] {where}: {outcome.result} ({elapsed:.1f} s)"
+            )
+
+    # Domains run in worker threads, so that Ctrl-C reaches this thread
+    # while it waits: domains in the middle of a change finish it, and the
+    # ones not started yet are skipped.
+    interrupted = False
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="domain")
+    futures = [pool.submit(run_one, index) for index in range(total)]
+    try:
+        for future in futures:
+            future.result()
     except KeyboardInterrupt:
-        done = {id(config) for config, _, _ in outcomes}
-        for config in configs:
-            if id(config) not in done:
-                outcomes.append((config, Outcome(SKIPPED, "interrupted"), 0.0))
-        _summary(outcomes, json_mode)
-        return EXIT_INTERRUPTED
+        interrupted = True
+        _progress("interrupted: finishing the domains in progress, skipping the rest")
+        pool.shutdown(wait=True, cancel_futures=True)
+    pool.shutdown(wait=True)
+
+    outcomes = [
+        (config, *results.get(index, (Outcome(SKIPPED, "interrupted"), 0.0)))
+        for index, config in enumerate(configs)
+    ]
     _summary(outcomes, json_mode)
+    if interrupted:
+        return EXIT_INTERRUPTED
     return 1 if any(outcome.failed for _, outcome, _ in outcomes) else 0
+
+
+def _where(config: Config) -> str:
+    domain = config.domain
+    return f"{domain.label} ({domain.id}, {domain.region})"
 
 
 def _isolated(action: Action, config: Config, output: Output) -> Outcome:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,25 +157,91 @@ def render_templates(config: Config, chain: Chain) -> list[Template]:
     """Render the templates of every account: A first, then B."""
     _check_stack_prefix(config)
     roles = repository_roles(config)
-    accounts: dict[str, list[Role]] = {}
-    for role in roles:
-        accounts.setdefault(role.account, []).append(role)
-    templates = [
-        repository_template(config, chain, account, account_roles)
-        for account, account_roles in accounts.items()
-    ]
+    chains = {role.arn: chain for role in roles}
+    templates = _repository_templates(config, chains, roles, [config.domain.id])
     templates.append(execution_template(config, chain, roles))
     templates.append(admin_template(config, chain))
     return templates
 
 
-def stack_name(config: Config, kind: str) -> str:
-    """Name the stack of one kind of template, per prefix and domain."""
+def render_domains_templates(
+    domains: Sequence[tuple[Config, Chain]],
+) -> tuple[list[Template], dict[str, list[Template]]]:
+    """Render the templates of several domains that may share repository roles.
+
+    A role that several domains use is rendered once, in one stack per
+    repository account, and trusts the execution roles of each of those
+    domains. Each domain keeps its own account-B templates, returned by
+    domain label.
+    """
+    first = domains[0][0]
+    for config, _ in domains:
+        _check_stack_prefix(config)
+    members: dict[str, list[Repository]] = {}
+    chains: dict[str, Chain] = {}
+    for config, chain in domains:
+        for role in repository_roles(config):
+            merged = members.setdefault(role.arn, [])
+            for repository in role.repositories:
+                _merge_repository(merged, repository)
+            known = chains.get(role.arn)
+            if known is None:
+                chains[role.arn] = chain
+            else:
+                trusted = known.execution_roles + chain.execution_roles
+                chains[role.arn] = Chain(
+                    tuple(dict.fromkeys(trusted)),
+                    known.source_identity or chain.source_identity,
+                )
+    roles = [Role(arn, tuple(items)) for arn, items in members.items()]
+    labels = [config.domain.id for config, _ in domains]
+    shared = _repository_templates(first, chains, roles, labels)
+    own = {
+        config.domain.label: [
+            execution_template(config, chain, repository_roles(config)),
+            admin_template(config, chain),
+        ]
+        for config, chain in domains
+    }
+    return shared, own
+
+
+def _merge_repository(merged: list[Repository], repository: Repository) -> None:
+    """Add a repository to a role's list; the same ARN twice grants both accesses."""
+    for index, other in enumerate(merged):
+        if other.arn == repository.arn:
+            if other.access != repository.access:
+                actions = tuple(dict.fromkeys(other.access + repository.access))
+                merged[index] = replace(other, access=actions, access_name="custom")
+            return
+    merged.append(repository)
+
+
+def _repository_templates(
+    config: Config, chains: dict[str, Chain], roles: list[Role], domains: list[str]
+) -> list[Template]:
+    accounts: dict[str, list[Role]] = {}
+    for role in roles:
+        accounts.setdefault(role.account, []).append(role)
+    return [
+        repository_template(config, chains, account, account_roles, domains)
+        for account, account_roles in accounts.items()
+    ]
+
+
+def stack_name(config: Config, kind: str, shared: bool = False) -> str:
+    """Name the stack of one kind of template, per prefix and domain.
+
+    Repository roles that several domains share live in one stack per
+    account, named by the prefix alone.
+    """
     suffix = {
         REPOSITORY: "repository-access",
         EXECUTION: "execution-access",
         ADMIN: "register-admin",
     }[kind]
+    if shared:
+        return f"{config.prefix}-{suffix}"
     return f"{config.prefix}-{config.domain.id}-{suffix}"
 
 
@@ -190,15 +256,24 @@ def _check_stack_prefix(config: Config) -> None:
 
 
 def repository_template(
-    config: Config, chain: Chain, account: str, roles: list[Role]
+    config: Config,
+    chains: dict[str, Chain],
+    account: str,
+    roles: list[Role],
+    domains: list[str],
 ) -> Template:
-    """Render the roles of one repository account and their access policies."""
+    """Render the roles of one repository account and their access policies.
+
+    ``chains`` gives each role's execution roles, and ``domains`` the ids of
+    the domains whose roles these are.
+    """
     resources: dict[str, Any] = {}
     ids = _logical_ids([role.name for role in roles])
+    scope = ", ".join(domains)
     for role, logical_id in zip(roles, ids, strict=True):
         resources[f"Role{logical_id}"] = {
             "Type": "AWS::IAM::Role",
-            "Properties": _role_properties(config, chain, role),
+            "Properties": _role_properties(config, chains[role.arn], role, scope),
         }
         resources[f"Access{logical_id}"] = {
             "Type": "AWS::IAM::Policy",
@@ -208,33 +283,38 @@ def repository_template(
                 "PolicyDocument": access_policy(role),
             },
         }
+    noun = "domain" if len(domains) == 1 else "domains"
     description = (
-        f"studio-bootstrap: CodeCommit roles for SageMaker Studio domain "
-        f"{config.domain.id}"
+        f"studio-bootstrap: CodeCommit roles for SageMaker Studio {noun} {scope}"
     )
     region = roles[0].repositories[0].region
     body = _template(description, resources)
-    header = _header(config, REPOSITORY, account, region)
+    name = stack_name(config, REPOSITORY, shared=len(domains) > 1)
+    header = _header(config, REPOSITORY, account, region, name, scope)
+    partition = chains[roles[0].arn].partition
     return Template(
         REPOSITORY,
         account,
         region,
-        stack_name(config, REPOSITORY),
+        name,
         f"{config.prefix}-{REPOSITORY}-{account}.yaml",
         body,
         dump(body, header),
-        chain.partition,
+        partition,
         tuple(roles),
     )
 
 
-def _role_properties(config: Config, chain: Chain, role: Role) -> dict[str, Any]:
+def _role_properties(
+    config: Config, chain: Chain, role: Role, scope: str
+) -> dict[str, Any]:
+    noun = "domains" if ", " in scope else "domain"
     properties: dict[str, Any] = {
         "RoleName": role.name,
         "Path": role.path,
         "Description": (
-            f"Assumed by the execution roles of SageMaker Studio domain "
-            f"{config.domain.id} to use CodeCommit"
+            f"Assumed by the execution roles of SageMaker Studio {noun} "
+            f"{scope} to use CodeCommit"
         ),
         "MaxSessionDuration": MAX_SESSION_SECONDS,
         "AssumeRolePolicyDocument": trust_policy(config, chain),
@@ -521,11 +601,20 @@ def _template(description: str, resources: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _header(config: Config, kind: str, account: str, region: str) -> list[str]:
+def _header(
+    config: Config,
+    kind: str,
+    account: str,
+    region: str,
+    name: str | None = None,
+    scope: str | None = None,
+) -> list[str]:
+    scope = scope or config.domain.id
+    noun = "domains" if ", " in scope else "domain"
     return [
-        f"Rendered by studio-bootstrap {__version__} for SageMaker Studio domain "
-        f"{config.domain.id}.",
-        f"Stack {stack_name(config, kind)} in account {account} ({region}).",
+        f"Rendered by studio-bootstrap {__version__} for SageMaker Studio {noun} "
+        f"{scope}.",
+        f"Stack {name or stack_name(config, kind)} in account {account} ({region}).",
         'Deploy it with "studio-bootstrap iam --deploy", or with any CloudFormation',
         "tool and CAPABILITY_NAMED_IAM.",
     ]

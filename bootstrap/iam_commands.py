@@ -10,10 +10,10 @@ from bootstrap import iam
 from bootstrap import register as reg
 from bootstrap.accounts import Accounts, build_accounts
 from bootstrap.aws import AwsOptions, SageMaker
-from bootstrap.config import Config, load_rollout
+from bootstrap.config import Config, Rollout, load_rollout
 from bootstrap.deploy import Deployer
 from bootstrap.doctor import FAIL, WARN, Check, Doctor, summary
-from bootstrap.domains import Outcome, Output, one_domain, run_each
+from bootstrap.domains import Outcome, Output, run_each, select
 from bootstrap.network import vpc_warnings
 from bootstrap.render import render_all
 
@@ -37,24 +37,71 @@ def _discover(args: argparse.Namespace, config: Config) -> reg.State:
 
 def run_iam(args: argparse.Namespace) -> int:
     """Render the templates, and with --deploy create or update their stacks."""
-    config = one_domain(load_rollout(args.config), args.domain, "iam")
+    rollout = load_rollout(args.config)
+    if rollout.several:
+        return _run_iam_domains(args, rollout)
+    config = rollout.configs[0]
+    select(rollout, args.domain)  # rejects a name that is not this domain's
     accounts = _accounts(args, config)
+    templates = iam.render_templates(config, _chain(args, config))
+    paths = iam.write_templates(templates, Path(args.output))
+    _show(paths, templates)
+    return _deploy(args, accounts, templates)
+
+
+def _run_iam_domains(args: argparse.Namespace, rollout: Rollout) -> int:
+    """Render shared repository roles for every domain, and each domain's own.
+
+    The repository roles always cover every domain of the config, so that a
+    role shared by several domains never loses one's trust; --domain picks
+    the domains whose account-B templates are written and deployed.
+    """
+    chains = [(config, _chain(args, config)) for config in rollout.configs]
+    shared, own = iam.render_domains_templates(chains)
+    paths = iam.write_templates(shared, Path(args.output))
+    _show(paths, shared)
+    templates = list(shared)
+    for config in select(rollout, args.domain):
+        label = config.domain.label
+        paths = iam.write_templates(own[label], Path(args.output) / label)
+        _show(paths, own[label])
+        templates += own[label]
+    accounts = build_accounts(
+        args.profile_a,
+        args.profile_b,
+        [r.account_id for c in rollout.configs for r in c.repositories],
+        args.endpoint_url,
+    )
+    for config, chain in chains:
+        if config.domain.profile and not args.profile_b:
+            accounts.domain_profiles[chain.account] = config.domain.profile
+    return _deploy(args, accounts, templates)
+
+
+def _chain(args: argparse.Namespace, config: Config) -> iam.Chain:
+    """The domain's execution roles: from the config, or read from the domain."""
     chain = iam.configured_chain(config)
     if chain is None:
         state = _discover(args, config)
         chain = iam.discovered_chain(config, state)
         roles = ", ".join(chain.execution_roles)
         _say(f"execution roles of domain {config.domain.id}: {roles}")
-    templates = iam.render_templates(config, chain)
-    paths = iam.write_templates(templates, Path(args.output))
+    return chain
+
+
+def _show(paths: list[Path], templates: list[iam.Template]) -> None:
     for path, template in zip(paths, templates, strict=True):
         print(
             f"{path}: stack {template.stack_name} in account {template.account} "
             f"({template.region}), {_count(len(template.resources), 'resource')}"
         )
+
+
+def _deploy(
+    args: argparse.Namespace, accounts: Accounts, templates: list[iam.Template]
+) -> int:
     if not args.deploy:
         return 0
-
     confirm = _always_yes if args.yes else _ask
     outcome = Deployer(accounts, confirm, print).deploy_all(templates)
     for problem in outcome.problems:
@@ -71,7 +118,9 @@ def run_doctor(args: argparse.Namespace) -> int:
     def action(config: Config, out: Output) -> Outcome:
         return doctor_domain(args, config, out)
 
-    return run_each(rollout, args.domain, "checking", args.output == "json", action)
+    return run_each(
+        rollout, args.domain, "checking", args.output == "json", action, args.jobs
+    )
 
 
 def doctor_domain(args: argparse.Namespace, config: Config, out: Output) -> Outcome:

@@ -7,7 +7,12 @@ each account and region apart.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +87,19 @@ def domains(local_stack: LocalStack, admin_profiles: None) -> dict[str, str]:
     }
 
 
-def write_config(folder: Path, domains: dict[str, str], **ids: str) -> Path:
+def write_config(
+    folder: Path,
+    domains: dict[str, str],
+    role: str = "CrossAccountRepoRole",
+    **ids: str,
+) -> Path:
     """A config naming every domain; ``ids`` replaces a domain's id."""
     text = [
         'prefix = "studio-bootstrap"',
         "[[repositories]]",
         'name = "example-repo"',
         'account_id = "111111111111"',
-        'role = "CrossAccountRepoRole"',
+        f'role = "{role}"',
     ]
     for name, (account, region) in PLACES.items():
         text += [
@@ -106,7 +116,7 @@ def write_config(folder: Path, domains: dict[str, str], **ids: str) -> Path:
             "[[domains.repositories]]",
             'name = "risk-models"',
             'account_id = "111111111111"',
-            'role = "CrossAccountRepoRole"',
+            f'role = "{role}"',
         ]
     path = folder / "bootstrap.toml"
     path.write_text("\n".join(text) + "\n")
@@ -334,3 +344,115 @@ def test_register_uploads_the_helper_wheel_and_unregister_removes_it(
     assert cli(path, local_stack, "unregister") == 0
     assert target in capsys.readouterr().out
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_jobs_run_domains_together_and_keep_each_block_whole(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains)
+    sagemaker.set_update_delay(0.3)
+    assert cli(config, local_stack, "register", "--jobs", "3") == 0
+    output = capsys.readouterr()
+    for name, domain_id in domains.items():
+        assert attached(local_stack, name, domain_id)
+    blocks = output.out.split("== ")[1:]
+    assert len(blocks) == 3
+    for block in blocks:
+        name = block.split()[0]
+        # Every line a domain printed sits in its own block.
+        assert f"domain {domains[name]}: registered" in block
+        others = [d for n, d in domains.items() if n != name]
+        assert not any(f"domain {other}:" in block for other in others)
+    assert "3 domains, 0 failed" in output.out
+
+
+def test_jobs_must_be_a_small_positive_number(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains)
+    with pytest.raises(SystemExit) as raised:
+        cli(config, local_stack, "register", "--jobs", "0")
+    assert raised.value.code == 2
+    assert "--jobs: must be a number from 1 to 64, not '0'" in capsys.readouterr().err
+
+
+def test_ctrl_c_finishes_the_domain_in_progress_and_skips_the_rest(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, domains)
+    sagemaker.set_update_delay(1.5)
+    command = [sys.executable, "-m", "bootstrap", "--config", str(config)]
+    command += ["register", "--endpoint-url", local_stack.endpoint_url]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Wait until the first domain is being updated, then press Ctrl-C.
+    deadline = time.monotonic() + 30
+    client = sagemaker_client(local_stack, "research-eu")
+    while client.describe_domain(DomainId=domains["research-eu"])["Status"] != (
+        "Updating"
+    ):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted: finishing the domains in progress" in err
+    rows = {line.split()[0]: line for line in out.splitlines() if line}
+    assert "registered" in rows["research-eu"]
+    assert "skipped" in rows["research-us"] and "skipped" in rows["risk-eu"]
+    assert attached(local_stack, "research-eu", domains["research-eu"])
+    assert attached(local_stack, "research-us", domains["research-us"]) is None
+
+
+def test_iam_renders_shared_roles_once_and_deploys_every_account(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    for account in (ACCOUNT_B, ACCOUNT_C):
+        client = local_stack.session(account).client("iam")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sagemaker.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        with contextlib.suppress(client.exceptions.EntityAlreadyExistsException):
+            client.create_role(
+                RoleName="StudioExecutionRole",
+                AssumeRolePolicyDocument=json.dumps(trust),
+            )
+    # A role of this test's own: other tests create CrossAccountRepoRole
+    # outside CloudFormation.
+    config = write_config(tmp_path, domains, role="SharedRepoRole")
+    options = ["--profile-a", f"admin-{ACCOUNT_A}", "--deploy", "--yes"]
+    assert cli(config, local_stack, "iam", *options) == 0, capsys.readouterr().err
+    output = capsys.readouterr().out
+    assert "stack studio-bootstrap-repository-access in account 111111111111" in output
+    folder = tmp_path / "lifecycle" / "iam"
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(PLACES)
+
+    # One role in account A trusts the execution roles of both domain accounts
+    # and grants both repositories.
+    iam_a = local_stack.session(ACCOUNT_A).client("iam")
+    role = iam_a.get_role(RoleName="SharedRepoRole")["Role"]
+    principals = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"]
+    assert sorted(principals) == [execution_role(ACCOUNT_B), execution_role(ACCOUNT_C)]
+    policy = iam_a.get_role_policy(
+        RoleName="SharedRepoRole", PolicyName="studio-bootstrap-codecommit"
+    )["PolicyDocument"]
+    resources = [r for s in policy["Statement"] for r in s["Resource"]]
+    assert any(r.endswith(":example-repo") for r in resources)
+    assert any(r.endswith(":risk-models") for r in resources)
+    # Each domain account got its own assume-role grant, through its profile.
+    for name, (account, _) in PLACES.items():
+        iam_b = local_stack.session(account).client("iam")
+        names = iam_b.list_role_policies(RoleName="StudioExecutionRole")["PolicyNames"]
+        assert f"studio-bootstrap-{domains[name]}-assume-roles" in names
