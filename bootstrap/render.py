@@ -20,7 +20,15 @@ import jinja2
 import zopfli.gzip
 
 from bootstrap import __version__
-from bootstrap.config import APP_SLUGS, HASH_LENGTH, Config, Repository
+from bootstrap.config import (
+    APP_SLUGS,
+    HASH_LENGTH,
+    Config,
+    Helper,
+    Network,
+    Repository,
+    wheel_sha256,
+)
 from bootstrap.errors import ScriptTooLargeError
 
 # CreateStudioLifecycleConfig takes the script base64-encoded, at most this
@@ -28,6 +36,12 @@ from bootstrap.errors import ScriptTooLargeError
 CONTENT_LIMIT = 16384
 ENDPOINT_PLACEHOLDER = "@ENDPOINT@"
 DEFAULT_HOST = "git-codecommit.{region}.amazonaws.com"
+# Host names for which the AWS CLI's credential helper signs without
+# --ignore-host-check: it requires amazon.com or amazonaws.com in the host.
+AMAZON_HOST = re.compile(r"amazon\.com|amazonaws\.com")
+# The [services] section of ~/.aws/config that the managed profiles name to
+# reach STS through the configured endpoint.
+SERVICES_SECTION = "studio-bootstrap"
 
 # The checks that the source turns off line by line, for data that contains
 # text for awk and git rather than shell code.
@@ -133,14 +147,35 @@ class RenderedScript:
         return largest_parts(self.source, count)
 
 
-def aws_block(repositories: Iterable[Repository]) -> str:
-    """Render the managed ~/.aws/config block: one profile per repository."""
+def aws_block(
+    repositories: Iterable[Repository], sts_endpoint_url: str | None = None
+) -> str:
+    """Render the managed ~/.aws/config block: one profile per repository.
+
+    With an STS endpoint URL, each profile names a [services] section that
+    sets it for STS alone, which botocore's assume-role provider uses. A
+    profile-wide endpoint_url would also redirect the profile's other
+    service calls, such as the CodeCommit API of a Git UI, to STS.
+    """
+    services = SERVICES_SECTION if sts_endpoint_url else None
     template = TEXT.get_template("aws_profile.ini.j2")
-    sections = [template.render(repository=r).rstrip("\n") for r in repositories]
+    sections = [
+        template.render(repository=r, services=services).rstrip("\n")
+        for r in repositories
+    ]
+    if services is not None:
+        section = TEXT.get_template("aws_services.ini.j2").render(
+            name=services, sts_endpoint_url=sts_endpoint_url
+        )
+        sections.append(section.rstrip("\n"))
     return "\n".join(sections)
 
 
-def git_block(repositories: Iterable[Repository], host: str | None = None) -> str:
+def git_block(
+    repositories: Iterable[Repository],
+    host: str | None = None,
+    network: Network | None = None,
+) -> str:
     """Render the Git credential sections for the CodeCommit HTTPS hosts.
 
     Per host, the first repository gets the host-wide section, which resets
@@ -149,13 +184,25 @@ def git_block(repositories: Iterable[Repository], host: str | None = None) -> st
     helper acts on "get" only: the AWS CLI's "store" and "erase" do nothing
     but would still start the CLI after every fetch. The CLI signs only for
     Amazon host names unless get has --ignore-host-check, so a host given at
-    run time gets that option.
+    run time, or a configured endpoint without an Amazon name, gets that
+    option.
+
+    ``host`` is the one host of every repository (the run-time placeholder).
+    Otherwise a repository whose region has a Git endpoint in ``network``
+    uses that endpoint, and a url.insteadOf section sends the region's public
+    HTTPS base there too, so that URLs pasted into a Git UI work.
     """
     template = TEXT.get_template("git_credential.gitconfig.j2")
     seen: set[str] = set()
     sections = []
+    rewrites: dict[str, str] = {}
     for repository in repositories:
-        name = host or DEFAULT_HOST.format(region=repository.region)
+        endpoint = host
+        if endpoint is None and network is not None:
+            endpoint = network.git_endpoint(repository.region)
+            if endpoint is not None:
+                rewrites[repository.region] = endpoint
+        name = endpoint or DEFAULT_HOST.format(region=repository.region)
         host_section = name not in seen
         seen.add(name)
         path = "" if host_section else f"/v1/repos/{repository.name}"
@@ -165,10 +212,46 @@ def git_block(repositories: Iterable[Repository], host: str | None = None) -> st
                 path=path,
                 profile=repository.profile,
                 host_section=host_section,
-                ignore_host_check=host is not None,
+                ignore_host_check=endpoint is not None
+                and AMAZON_HOST.search(endpoint) is None,
             ).rstrip("\n")
         )
+    rewrite = TEXT.get_template("git_rewrite.gitconfig.j2")
+    for region, endpoint in sorted(rewrites.items()):
+        public = DEFAULT_HOST.format(region=region)
+        sections.append(rewrite.render(endpoint=endpoint, public=public).rstrip("\n"))
     return "\n".join(sections)
+
+
+def git_endpoints(config: Config) -> list[tuple[str, str]]:
+    """Return the configured Git endpoints of the repositories' regions."""
+    regions = {r.region for r in config.repositories}
+    return [(r, h) for r, h in config.network.git_endpoints if r in regions]
+
+
+def helper_context(helper: Helper, network: Network) -> dict[str, Any]:
+    """Return what the script needs of each configured helper source.
+
+    Only the sources in ``helper.sources`` get their code and data rendered,
+    so that the default config's script carries none of the others.
+    """
+    sources = helper.sources
+    context: dict[str, Any] = {
+        "sources": list(sources),
+        "pin": f"=={helper.version}" if helper.version else "",
+    }
+    if "wheelhouse" in sources:
+        context["wheelhouse"] = helper.wheelhouse
+    if "index" in sources:
+        context["index_url"] = helper.index_url
+    if "s3" in sources:
+        context["bucket"] = helper.bucket
+        context["bucket_region"] = helper.bucket_region
+        context["key"] = helper.key
+        context["wheel_name"] = helper.wheel_name
+        context["sha256"] = wheel_sha256(helper)
+        context["s3_endpoint_url"] = network.s3_endpoint_url or ""
+    return context
 
 
 def render_script(config: Config, app_type: str) -> RenderedScript:
@@ -179,9 +262,14 @@ def render_script(config: Config, app_type: str) -> RenderedScript:
         "app_type": app_type,
         "strict": "true" if config.strict else "false",
         "repositories": [_repository_context(r) for r in repositories],
-        "aws_block": aws_block(repositories),
-        "git_block": git_block(repositories),
+        "aws_block": aws_block(repositories, config.network.sts_endpoint_url),
+        "services_section": (
+            SERVICES_SECTION if config.network.sts_endpoint_url else None
+        ),
+        "git_block": git_block(repositories, network=config.network),
         "git_endpoint_block": git_block(repositories, ENDPOINT_PLACEHOLDER),
+        "git_endpoints": git_endpoints(config),
+        "helper": helper_context(config.helper, config.network),
     }
     source = SHELL.get_template("on_start.sh.j2").render(context)
     return RenderedScript(app_type, config.prefix, source, pack(source, config.strict))
@@ -237,8 +325,9 @@ def compress(data: bytes) -> bytes:
 
 
 def _gzip_base64(data: bytes) -> str:
-    compressed = compress(data)
-    return base64.encodebytes(compressed).decode("ascii").rstrip("\n")
+    # One unbroken line: line breaks every 76 characters would cost about
+    # 1.3% of the payload, which base64 -d does not need.
+    return base64.b64encode(compress(data)).decode("ascii")
 
 
 def pack(source: str, strict: bool) -> str:

@@ -14,7 +14,8 @@
 #      repository under a lock, with retries and a deadline.
 # Inputs: HOME, and the container credentials variables
 # (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI).
-# CODE_COMMIT_ENDPOINT, when set, replaces the CodeCommit Git host.
+# CODE_COMMIT_ENDPOINT, when set, replaces the CodeCommit Git host, including
+# the Git endpoints of the config.
 # Log: standard output, and ~/.studio-bootstrap/sync.log for the sync.
 #
 # errexit stays off on purpose: a failing lifecycle script stops the app from
@@ -206,18 +207,19 @@ sb_spawn() {
 # (sections, options, continuation lines, '#' and ';' comments) and exits 3
 # with "line N: problem" on what configparser rejects. It prints the file
 # with the managed block (ENVIRON SB_BLOCK) where the old block was, else
-# where the first taken-over profile was, else at the end. Every other line
-# is printed as it was read. Each taken-over section is reported on stderr.
+# where the first taken-over section was, else at the end. Every other line
+# is printed as it was read. A section is taken over when ENVIRON SB_MANAGED
+# lists its header as TYPE/NAME ("profile/x", "services/y"), and each one is
+# reported on stderr.
 # shellcheck disable=SC2016 # awk code, not shell
 SB_AWK_INI='
 function trim(s) { sub(/^[ \t\r\f\v]+/, "", s); sub(/[ \t\r\f\v]+$/, "", s); return s }
 function fail(msg) { printf "line %d: %s\n", NR, msg > "/dev/stderr"; bad = 1; exit 3 }
 function keep(l) { if (taking) pending[++npending] = l; else out[++nout] = l }
 function flush(  i) { for (i = 1; i <= npending; i++) out[++nout] = pending[i]; npending = 0 }
-function profile_of(h,  n, p) {
-  if (h == "default") return "default"
+function key_of(h,  n, p) {
   n = split(h, p, /[ \t]+/)
-  return (n == 2 && p[1] == "profile") ? p[2] : ""
+  return n == 2 ? p[1] "/" p[2] : ""
 }
 BEGIN {
   n = split(ENVIRON["SB_MANAGED"], names, " ")
@@ -242,7 +244,7 @@ BEGIN {
     if (header in sections) fail("duplicate section [" header "], first at line " sections[header])
     sections[header] = NR; section = header; option = ""
     flush(); taking = 0
-    if (profile_of(header) in managed) {
+    if (key_of(header) in managed) {
       taking = 1
       if (!took) takepos = nout
       took = 1
@@ -385,14 +387,21 @@ sb_status() {
   sb_write "$SB_DIR/status/$1" 644 "state=$2"$'\n'"time=$now"$'\n'"message=$3"
 }
 
+# Prints the CodeCommit Git host that replaces the public one of a region:
+# CODE_COMMIT_ENDPOINT when set, else the region's endpoint in the config.
+# Fails when the region uses the public host.
+sb_endpoint() {
+  local host=${CODE_COMMIT_ENDPOINT:-}
+  if [[ $host =~ ^[A-Za-z0-9.-]+(:[0-9]{1,5})?$ ]]; then
+    printf '%s\n' "$host"
+    return
+  fi
+  return 1
+}
+
 # Prints the host name of CodeCommit's Git endpoint for a region.
 sb_host() {
-  local host=${CODE_COMMIT_ENDPOINT:-}
-  if [[ -n $host && $host =~ ^[A-Za-z0-9.-]+(:[0-9]{1,5})?$ ]]; then
-    printf '%s\n' "$host"
-  else
-    printf 'git-codecommit.%s.amazonaws.com\n' "$1"
-  fi
+  sb_endpoint "$1" || printf 'git-codecommit.%s.amazonaws.com\n' "$1"
 }
 
 sb_url() {
@@ -424,7 +433,7 @@ sb_is_ours() {
 # line, which names the cause, else to its last line, redacted. The output
 # stays in memory because a full disk may not take one more file.
 sb_git() {
-  local i=$1 seconds=$2 err rc helper=() check=''
+  local i=$1 seconds=$2 err rc helper=() check='' host
   shift 2
   # git-remote-codecommit signs the URL itself, and a helper would only cost
   # an AWS CLI start for "store" after each success, so codecommit gets none.
@@ -479,9 +488,10 @@ sb_retry() {
 }
 
 # Makes a command available, installing its package once into
-# ~/.studio-bootstrap/lib when it is not on PATH.
+# ~/.studio-bootstrap/lib when it is not on PATH. git-remote-codecommit comes
+# from the configured sources, tried in order, and the AWS CLI from pip's index.
 sb_ensure_tool() {
-  local command=$1 package=$2 module=$3 lib="$SB_DIR/lib/$2" new output deps=()
+  local command=$1 package=$2 module=$3 lib="$SB_DIR/lib/$2" new source sources=(pypi) pin='' deps=()
   command -v "$command" >/dev/null && return 0
   if ! command -v python3 >/dev/null; then
     SB_ERROR="$command not found and python3 is missing, so $package cannot be installed"
@@ -491,26 +501,52 @@ sb_ensure_tool() {
     SB_ERROR="$command not found and python3 has no pip, so $package cannot be installed"
     return 1
   fi
-  # git-remote-codecommit needs only botocore, which Studio images have.
-  if [[ $package == git-remote-codecommit ]] && python3 -c 'import botocore' 2>/dev/null; then
-    deps=(--no-deps)
+  if [[ $package == git-remote-codecommit ]]; then
+    # git-remote-codecommit needs only botocore, which Studio images have.
+    python3 -c 'import botocore' 2>/dev/null && deps=(--no-deps)
   fi
   new="$lib.new.$$"
-  rm -rf -- "$new"
   mkdir -p -- "$SB_DIR/lib" || { SB_ERROR="cannot create $SB_DIR/lib"; return 1; }
-  sb_log "installing $package into ~/.studio-bootstrap/lib"
-  if ! output=$(timeout -k 10 "$SB_INSTALL_TIMEOUT" python3 -m pip install --quiet \
-    --disable-pip-version-check --no-input --target "$new" "${deps[@]}" "$package" \
-    2>&1); then
-    SB_ERROR="pip install $package failed: $(printf '%s\n' "$output" | sb_redact | grep -v '^$' | tail -n 1)"
+  for source in "${sources[@]}"; do
     rm -rf -- "$new"
-    return 1
-  fi
-  mkdir -p "$SB_DIR/bin" && rm -rf -- "$lib" && mv -- "$new" "$lib" || return 1
-  sb_write "$SB_DIR/bin/$command" 755 "#!/bin/sh
+    if "sb_pip_$source" "$package" "$pin" "$new" "${deps[@]}"; then
+      sb_log "installed $package from $source"
+      mkdir -p "$SB_DIR/bin" && rm -rf -- "$lib" && mv -- "$new" "$lib" || return 1
+      sb_write "$SB_DIR/bin/$command" 755 "#!/bin/sh
 # Installed by studio-bootstrap: runs $package from ../lib/$package.
 lib=\$(cd \"\$(dirname \"\$0\")/../lib/$package\" && pwd) || exit 1
 PYTHONPATH=\"\$lib\${PYTHONPATH:+:\$PYTHONPATH}\" exec python3 -c 'import sys; from $module import main; sys.exit(main())' \"\$@\""
+      return
+    fi
+    SB_ERROR="installing $package from $source failed: $SB_ERROR"
+    # The caller logs the last failure.
+    [[ $source == "${sources[-1]}" ]] || sb_log "$SB_ERROR; trying the next source"
+  done
+  rm -rf -- "$new"
+  return 1
+}
+
+# Runs a command bounded in time. On failure SB_ERROR is the last line of its
+# output, redacted.
+sb_run() {
+  local seconds=$1 output rc
+  shift
+  output=$(timeout -k 10 "$seconds" "$@" 2>&1)
+  rc=$?
+  ((rc == 124 || rc == 137)) && output="timed out after ${seconds}s"
+  SB_ERROR=$(printf '%s\n' "$output" | sb_redact | tail -n 1)
+  return "$rc"
+}
+
+# Runs pip install into a folder. Each sb_pip_SOURCE takes the package, a
+# version pin, the folder and pip options.
+sb_pip() {
+  sb_run "$SB_INSTALL_TIMEOUT" python3 -m pip install --quiet \
+    --disable-pip-version-check --no-input --target "$@"
+}
+
+sb_pip_pypi() {
+  sb_pip "${@:3}" "$1$2"
 }
 
 sb_tools() {
@@ -810,8 +846,7 @@ sb_hook() {
 
 # Prints hook.sh: the repository paths and lock names, the hook, and a call.
 sb_hook_program() {
-  printf '# studio-bootstrap terminal hook, sourced from ~/.bashrc.\n'
-  printf '# Written by the lifecycle script at each app start.\n'
+  printf '# studio-bootstrap terminal hook, written at each app start.\n'
   printf 'SB_HOOK_PATHS=(%s)\n' "$(printf ' %q' "${SB_PATHS[@]}")"
   printf 'SB_HOOK_PROFILES=(%s)\n' "$(printf ' %q' "${SB_PROFILES[@]}")"
   declare -f sb_hook sb_spawn
@@ -836,7 +871,7 @@ sb_aws_config() {
   new="$target.studio-bootstrap.$$"
   # awk's stderr (a parse error, or the sections taken over) stays in memory,
   # because a full disk may not take one more file.
-  err=$(SB_BLOCK=$SB_AWS_BLOCK SB_MANAGED="${SB_PROFILES[*]}" \
+  err=$(SB_BLOCK=$SB_AWS_BLOCK SB_MANAGED="${SB_PROFILES[*]/#/profile/}" \
     SB_NONL=$(sb_no_final_newline "$target") \
     awk -v begin="$SB_BEGIN" -v end="$SB_END" "$SB_AWK_INI" "$source" \
     2>&1 >"$new")

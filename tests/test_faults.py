@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 from fault_support import (
-    NO_INDEX,
     PROFILE,
     SYNC_SECONDS,
     USER_FILES,
@@ -48,6 +47,7 @@ from fault_support import (
     tools_without,
 )
 
+from bootstrap.sandbox.helper_wheel import build_helper_wheels
 from bootstrap.sandbox.image import studio_image
 from bootstrap.sandbox.processes import find_processes
 from bootstrap.sandbox.runner import (
@@ -200,50 +200,8 @@ def _python_with_local_index(
     path = f"{folder}:{tools_without(stack, HELPER_TOOLS)}"
     return {
         "PATH": recorder.path(path),
-        "PIP_FIND_LINKS": str(_helper_wheels(stack)),
+        "PIP_FIND_LINKS": str(build_helper_wheels(stack.root)),
     }
-
-
-def _helper_wheels(stack: LocalStack) -> Path:
-    """Build a wheel of the image's git-remote-codecommit into a local folder."""
-    wheels = stack.root / "wheels"
-    if wheels.exists():
-        return wheels
-    packages = next(studio_image().root.glob("lib/python3*/site-packages"))
-    source = stack.root / "helper-source"
-    shutil.copytree(
-        packages / "git_remote_codecommit",
-        source / "git_remote_codecommit",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    (source / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools"]\n'
-        'build-backend = "setuptools.build_meta"\n'
-        '[project]\nname = "git-remote-codecommit"\nversion = "1.17"\n'
-        '[tool.setuptools]\npackages = ["git_remote_codecommit"]\n'
-    )
-    subprocess.run(
-        [
-            "/usr/bin/python3",
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--wheel-dir",
-            str(wheels),
-            str(source),
-        ],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(stack.root), **NO_INDEX},
-        check=True,
-        capture_output=True,
-    )
-    wheels.chmod(0o755)
-    for wheel in wheels.iterdir():
-        wheel.chmod(0o644)
-    return wheels
 
 
 def _closed_port(stack: LocalStack, recorder: GitRecorder) -> dict[str, str]:

@@ -211,6 +211,32 @@ def test_same_named_profile_is_taken_over(script: Path, home: Path) -> None:
     assert load_profile(home, "repo-account")["region"] == "eu-west-1"
 
 
+def test_services_section_is_taken_over(tmp_path: Path, home: Path) -> None:
+    network = {"sts_endpoint_url": "https://sts.vpce.example.com"}
+    script = render(tmp_path, network=network)
+    original = (
+        "[default]\nregion = us-east-1\n"
+        "[services studio-bootstrap]\ns3 =\n  endpoint_url = https://old\n"
+        "[services mine]\nsts =\n  endpoint_url = https://mine\n"
+    )
+    (home / ".aws").mkdir()
+    config = home / ".aws" / "config"
+    config.write_text(original)
+    result = start(script, home)
+    assert result.returncode == 0
+    text = config.read_text()
+    assert "took over [services studio-bootstrap] from line 3" in result.stdout
+    assert text.count("[services studio-bootstrap]") == 1
+    assert "https://old" not in text
+    assert "[services mine]\nsts =\n  endpoint_url = https://mine\n" in text
+    assert "services = studio-bootstrap\n" in text
+    session = botocore.session.Session(profile="repo-account")
+    session.set_config_variable("config_file", str(config))
+    services = session.full_config["services"]["studio-bootstrap"]
+    assert services == {"sts": {"endpoint_url": "https://sts.vpce.example.com"}}
+    assert session.get_scoped_config()["services"] == "studio-bootstrap"
+
+
 INVALID_CONFIGS = {
     "duplicate section": (
         "[default]\na = 1\n[default]\nb = 2\n",

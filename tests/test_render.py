@@ -139,6 +139,50 @@ def test_scripts_pass_bash_and_shellcheck(tmp_path: Path, name: str) -> None:
             assert lint.returncode == 0, lint.stdout
 
 
+def vpc_config(wheel: Path, **network: str) -> Config:
+    """The example with every helper source and long VPC endpoint names."""
+    endpoint = "vpce-0123456789abcdef0-abcdefgh.{}.eu-west-1.vpce.amazonaws.com"
+    data = example_data()
+    data["network"] = {
+        "git_endpoints": {"eu-west-1": endpoint.format("git-codecommit")},
+        "sts_endpoint_url": "https://" + endpoint.format("sts"),
+        "s3_endpoint_url": "https://bucket." + endpoint.format("s3"),
+        **network,
+    }
+    data["helper"] = {
+        "sources": ["wheelhouse", "s3", "index", "pypi"],
+        "version": "1.17",
+        "wheel": str(wheel),
+        "bucket": "studio-bootstrap-artifacts-222222222222",
+        "index_url": "https://pypi-mirror.internal.example.com/simple/",
+        "wheelhouse": "wheels",
+    }
+    return parse_config(data)
+
+
+def test_all_vpc_sources_fit_and_lint(tmp_path: Path) -> None:
+    wheel = tmp_path / "git_remote_codecommit-1.17-py3-none-any.whl"
+    wheel.write_bytes(b"not a real wheel")
+    for script in render_all(vpc_config(wheel)):
+        check_size(script)
+        assert hashlib.sha256(wheel.read_bytes()).hexdigest() in script.source
+        for name in ("sb_pip_wheelhouse", "sb_pip_s3", "sb_pip_index"):
+            assert f"{name}() {{" in script.source
+        path = tmp_path / script.source_filename
+        path.write_text(script.source)
+        lint = shellcheck(path)
+        assert lint.returncode == 0, lint.stdout
+
+
+def test_default_script_has_no_vpc_code(scripts: list[RenderedScript]) -> None:
+    for script in scripts:
+        for name in ("sb_pip_wheelhouse", "sb_pip_s3", "sb_pip_index"):
+            assert name not in script.source
+        assert "[services " not in script.source
+        assert "insteadOf" not in script.source
+        assert "case $1 in" not in script.source
+
+
 def test_packed_program_passes_shellcheck(
     tmp_path: Path, scripts: list[RenderedScript]
 ) -> None:

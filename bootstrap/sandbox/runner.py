@@ -165,15 +165,19 @@ def run_in_home(
     env: Mapping[str, str] | None = None,
     timeout: float = LIFECYCLE_TIMEOUT_SECONDS,
     input: str | None = None,
+    unset: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` in ``home`` as ``user``, in a new session.
 
     Output goes to files rather than pipes, so the call returns when the
     command exits even if background processes keep its output open.
-    ``env`` entries are added to (or replace) the studio environment. On
-    timeout the run's session is killed and TimeoutExpired is raised.
+    ``env`` entries are added to (or replace) the studio environment, and
+    the names in ``unset`` are removed from it. On timeout the run's session
+    is killed and TimeoutExpired is raised.
     """
     environment = {**studio_environment(home, user=user), **(env or {})}
+    for name in unset:
+        environment.pop(name, None)
     with (
         tempfile.TemporaryFile() as stdin,
         tempfile.TemporaryFile() as stdout,
@@ -213,6 +217,7 @@ def run_lifecycle(
     user: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = LIFECYCLE_TIMEOUT_SECONDS,
+    unset: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run ``bash SCRIPT`` in ``home`` as the user of ``app_type`` runs it.
 
@@ -232,7 +237,9 @@ def run_lifecycle(
     shutil.copyfile(script_path, copy)
     copy.chmod(0o644)
     logger.debug("running %s for %s as %s in %s", copy, app_type, user, home.path)
-    return run_in_home(home, ["bash", str(copy)], user=user, env=env, timeout=timeout)
+    return run_in_home(
+        home, ["bash", str(copy)], user=user, env=env, timeout=timeout, unset=unset
+    )
 
 
 def interactive_shell(

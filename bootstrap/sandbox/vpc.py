@@ -1,0 +1,327 @@
+"""App starts in a VPC-only domain: a network namespace with loopback alone.
+
+Run it in a new network namespace, where loopback is the only interface:
+
+    unshare --net python -m bootstrap.sandbox.vpc SCENARIO_JSON
+
+It brings ``lo`` up and stops with an error if any other interface
+exists. Then it starts the local stack and renders the JupyterLab script of
+a one-repository config whose ``[network]`` endpoints are the stack's
+servers. It runs app starts in a sandbox home without AWS_ENDPOINT_URL,
+AWS_ENDPOINT_URL_STS or CODE_COMMIT_ENDPOINT, and prints a JSON report of
+what the starts left.
+
+The scenario is a JSON object:
+
+- ``transport``: "codecommit" or "https";
+- ``sources``: the helper sources, in order;
+- ``wheels``: a folder with the git-remote-codecommit wheel
+  (``helper_wheel.build_helper_wheels``), readable by uid 1000;
+- ``s3_object``: "wheel" uploads the wheel to the bucket, "tampered" a
+  copy with one more byte, so that its sha256 differs;
+- ``starts``: how many app starts to run, one after the other;
+- ``index_on_start``: from this start on (1-based), pip's default index is
+  the local package index; before it, a closed loopback port.
+
+The report has, for each start, its exit status and output and what the
+home holds after its sync: the clone, the sync log, the status file, the
+managed config files and the installed helper. It also has the requests
+that the package index served and the namespace's interfaces and routes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from moto.sts.models import sts_backends
+
+from bootstrap.config import parse_config
+from bootstrap.render import check_size, render_script
+from bootstrap.sandbox.aws import DOMAIN_ACCOUNT, REPOSITORY_ACCOUNT
+from bootstrap.sandbox.helper_wheel import PackageIndex, helper_wheel
+from bootstrap.sandbox.image import SYSTEM_PATH, studio_image
+from bootstrap.sandbox.runner import (
+    CAN_RUN_AS_STUDIO_USER,
+    ROOT_USER,
+    STUDIO_USER,
+    SandboxHome,
+    kill_all,
+    run_lifecycle,
+    studio_environment,
+    wait_idle,
+)
+from bootstrap.sandbox.stack import LocalStack
+
+logger = logging.getLogger(__name__)
+
+APP_TYPE = "JupyterLab"
+REPOSITORY = "vpc-repo"
+README = "# vpc-repo\n\nCloned through the VPC endpoints.\n"
+PROFILE = "repo-account"
+BUCKET = "studio-bootstrap-helper"
+WHEELHOUSE = "wheels"
+SYNC_SECONDS = 120.0
+CONTAINER_TOKEN = "vpc-container-token"
+# The variables that would send AWS and Git calls to the stack without the
+# config. The runs go without them, so the endpoints come from the config.
+ENDPOINT_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "CODE_COMMIT_ENDPOINT",
+)
+# A closed port on loopback plays PyPI, which a VPC without internet cannot
+# reach. pip reads no configuration file of this machine.
+UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"
+PIP_ENVIRONMENT = {
+    "PIP_CONFIG_FILE": "/dev/null",
+    "PIP_RETRIES": "0",
+    "PIP_TIMEOUT": "5",
+}
+
+
+class NamespaceError(RuntimeError):
+    """The process does not run in a namespace where loopback is alone."""
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if len(argv) != 2:
+        print("usage: python -m bootstrap.sandbox.vpc SCENARIO_JSON", file=sys.stderr)
+        return 2
+    scenario = json.loads(argv[1])
+    network = loopback_only()
+    report = run_scenario(scenario)
+    report["network"] = network
+    json.dump(report, sys.stdout)
+    return 0
+
+
+def loopback_only() -> dict[str, list[str]]:
+    """Bring lo up and return the interfaces and routes.
+
+    Raises NamespaceError when an interface other than lo exists.
+    """
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    links = _ip_lines("-o", "link", "show")
+    names = [line.split(":")[1].strip().split("@")[0] for line in links]
+    if names != ["lo"]:
+        raise NamespaceError(
+            f"interfaces {names} found; run this module under unshare --net, "
+            "where lo is the only one"
+        )
+    return {
+        "interfaces": names,
+        "addresses": _ip_lines("-o", "addr", "show"),
+        "routes": _ip_lines("route", "show", "table", "all"),
+    }
+
+
+def _ip_lines(*args: str) -> list[str]:
+    output = subprocess.run(
+        ["ip", *args], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
+    wheel = helper_wheel(Path(scenario["wheels"]))
+    stack = LocalStack(authorization_token=CONTAINER_TOKEN)
+    with stack, PackageIndex(wheel.parent) as index:
+        execution_role = stack.create_execution_role()
+        repo_role = stack.create_repo_role(trusted_arns=[execution_role])
+        stack.codecommit.create_repository(REPOSITORY, allowed_role_arns=[repo_role])
+        stack.codecommit.commit(REPOSITORY, {"README.md": README}, "Initial commit")
+        config = parse_config(_config_data(scenario, stack, repo_role, wheel, index))
+        if "s3" in scenario["sources"]:
+            _upload(stack, config.helper.key or "", wheel, scenario["s3_object"])
+        script = render_script(config, APP_TYPE)
+        check_size(script)
+        script_path = stack.root / "vpc.sh"
+        script_path.write_text(script.text)
+
+        owner = STUDIO_USER if CAN_RUN_AS_STUDIO_USER else ROOT_USER
+        home = SandboxHome.create(stack, "vpc", owner=owner)
+        try:
+            if "wheelhouse" in scenario["sources"]:
+                home.write_file(f"{WHEELHOUSE}/{wheel.name}", wheel.read_bytes())
+            starts = []
+            for number in range(1, scenario.get("starts", 1) + 1):
+                starts.append(_start(stack, home, script_path, scenario, index, number))
+            secrets = _issued_secrets(stack)
+            for start in starts:
+                texts = (start["stdout"], start["stderr"], start["sync_log"] or "")
+                everything = "\n".join((*texts, start["status"] or ""))
+                start["secrets_logged"] = sum(s in everything for s in secrets)
+            return {
+                "starts": starts,
+                "index_requests": list(index.requests),
+                "secrets_checked": len(secrets),
+            }
+        finally:
+            kill_all(home)
+
+
+def _config_data(
+    scenario: dict[str, Any],
+    stack: LocalStack,
+    repo_role: str,
+    wheel: Path,
+    index: PackageIndex,
+) -> dict[str, Any]:
+    helper: dict[str, Any] = {"sources": scenario["sources"], "version": "1.17"}
+    if "s3" in scenario["sources"]:
+        helper.update(wheel=str(wheel), bucket=BUCKET)
+    if "index" in scenario["sources"]:
+        helper["index_url"] = index.url
+    if "wheelhouse" in scenario["sources"]:
+        helper["wheelhouse"] = WHEELHOUSE
+    return {
+        "domain": {"id": "d-vpconly000001", "region": stack.region},
+        "app_types": [APP_TYPE],
+        "network": {
+            "git_endpoints": {stack.region: stack.codecommit_host},
+            "sts_endpoint_url": stack.endpoint_url,
+            "s3_endpoint_url": stack.endpoint_url,
+        },
+        "helper": helper,
+        "repositories": [
+            {
+                "name": REPOSITORY,
+                "account_id": REPOSITORY_ACCOUNT,
+                "role": repo_role,
+                "profile": PROFILE,
+                "transport": scenario["transport"],
+            }
+        ],
+    }
+
+
+def _upload(stack: LocalStack, key: str, wheel: Path, kind: str) -> None:
+    """Put the wheel, or a copy with one more byte, in a bucket of account B."""
+    body = wheel.read_bytes()
+    if kind == "tampered":
+        body += b"\0"
+    s3 = stack.session(DOMAIN_ACCOUNT).client("s3")
+    s3.create_bucket(
+        Bucket=BUCKET,
+        CreateBucketConfiguration={"LocationConstraint": stack.region},
+    )
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def _start(
+    stack: LocalStack,
+    home: SandboxHome,
+    script: Path,
+    scenario: dict[str, Any],
+    index: PackageIndex,
+    number: int,
+) -> dict[str, Any]:
+    index_on = scenario.get("index_on_start")
+    default_index = index.url if index_on and number >= index_on else UNREACHABLE_INDEX
+    env = {
+        "PATH": _tools(stack),
+        "PIP_INDEX_URL": default_index,
+        **PIP_ENVIRONMENT,
+    }
+    result = run_lifecycle(
+        script,
+        home,
+        app_type=APP_TYPE,
+        user=home.owner,
+        env=env,
+        unset=ENDPOINT_VARIABLES,
+    )
+    wait_idle(home, timeout=SYNC_SECONDS)
+    # The sync inherits the environment of the run, built as run_lifecycle does.
+    environment = {**studio_environment(home, user=home.owner), **env}
+    for name in ENDPOINT_VARIABLES:
+        environment.pop(name, None)
+    return {
+        "returncode": result.returncode,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "environment": sorted(environment),
+        **_home_state(home),
+    }
+
+
+def _tools(stack: LocalStack) -> str:
+    """Return a PATH with git and the system tools, without git-remote-codecommit.
+
+    python3 is the image's, which has pip and botocore as Studio's has, and
+    aws is the image's AWS CLI.
+    """
+    folder = stack.root / "vpc-tools"
+    if not folder.exists():
+        folder.mkdir(mode=0o755)
+        python = folder / "python3"
+        # A wrapper, not a symlink: a venv is found from the path it runs as.
+        python.write_text(f'#!/bin/sh\nexec {studio_image().bin / "python3"} "$@"\n')
+        python.chmod(0o755)
+        (folder / "aws").symlink_to(studio_image().bin / "aws")
+    return f"{folder}:{SYSTEM_PATH}"
+
+
+def _home_state(home: SandboxHome) -> dict[str, Any]:
+    root = home.path
+    state_dir = root / ".studio-bootstrap"
+    clone = root / REPOSITORY
+    readme = clone / "README.md"
+    status = state_dir / "status" / PROFILE
+    origin = ""
+    if (clone / ".git").exists():
+        origin = subprocess.run(
+            [
+                "git",
+                "-c",
+                "safe.directory=*",
+                "-C",
+                str(clone),
+                "config",
+                "--get",
+                "remote.origin.url",
+            ],
+            capture_output=True,
+            text=True,
+            env={"PATH": SYSTEM_PATH, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(root)},
+            check=False,
+        ).stdout.strip()
+    return {
+        "readme": readme.read_text() if readme.exists() else None,
+        "origin": origin,
+        "sync_log": _text(state_dir / "sync.log"),
+        "status": _text(status),
+        "aws_config": _text(root / ".aws" / "config"),
+        "gitconfig": _text(state_dir / "gitconfig"),
+        "installed": sorted(p.name for p in (state_dir / "lib").glob("*") if p.is_dir())
+        if (state_dir / "lib").exists()
+        else [],
+        "leftovers": sorted(p.name for p in (state_dir / "lib").glob("*.new.*"))
+        if (state_dir / "lib").exists()
+        else [],
+    }
+
+
+def _issued_secrets(stack: LocalStack) -> list[str]:
+    """Return every secret key and session token moto issued, and the
+    container authorization token."""
+    found = [CONTAINER_TOKEN]
+    for account in sts_backends.values():
+        for backend in account.values():
+            for role in backend.assumed_roles:
+                found += [role.secret_access_key, role.session_token]
+    return [secret for secret in found if secret]
+
+
+def _text(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
