@@ -35,7 +35,7 @@ def _prepare(
 
 
 def _aws_options(args: argparse.Namespace, config: Config) -> AwsOptions:
-    """Where the domain's calls go; --profile beats the domain's own profile."""
+    """Build the options of the domain's calls; --profile beats the domain's own."""
     return AwsOptions(
         args.profile or config.domain.profile,
         args.region,

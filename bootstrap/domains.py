@@ -1,9 +1,9 @@
 """Run a command on each selected domain, with progress, isolation and a summary.
 
 With one domain, a command prints what it always printed and a failure ends
-it. With several, each domain runs in turn: progress goes to stderr, a
-failure is recorded and the next domain runs, and a table (or one JSON
-document) sums up every domain at the end.
+it. With several, the domains run one after another (or N at a time with
+--jobs): progress goes to stderr, a failed domain is recorded while the
+others go on, and a table (or one JSON document) sums up every domain.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ EXIT_INTERRUPTED = 130
 
 @dataclass
 class Outcome:
-    """What a command did on one domain, for the summary."""
+    """The result of a command on one domain, for the summary."""
 
     result: str  # for example "up to date", "changed", "planned", "failed"
     detail: str = ""
@@ -42,10 +42,10 @@ class Outcome:
 
 @dataclass
 class Output:
-    """Where one domain's output goes.
+    """The output channel of one domain.
 
     In JSON mode, lines for people go to stderr and data goes to stdout as
-    one document; with several domains the data is kept for the summary.
+    one document. With several domains, the data is kept for the summary.
     """
 
     json_mode: bool
@@ -80,12 +80,12 @@ Action = Callable[[Config, Output], Outcome]
 
 
 def select(rollout: Rollout, names: Sequence[str] | None) -> tuple[Config, ...]:
-    """The domains a command acts on: those named with --domain, or all."""
+    """Return the domains named with --domain, or all of them."""
     return rollout.select(list(names) if names else None)
 
 
 def one_domain(rollout: Rollout, names: Sequence[str] | None, command: str) -> Config:
-    """The single domain a command that renders one domain's files acts on."""
+    """Return the one domain selected for a command that renders one domain's files."""
     configs = select(rollout, names)
     if len(configs) > 1:
         labels = ", ".join(c.domain.label for c in configs)
@@ -95,7 +95,7 @@ def one_domain(rollout: Rollout, names: Sequence[str] | None, command: str) -> C
 
 
 def lifecycle_folder(config: Config, rollout: Rollout, base: Path) -> Path:
-    """The folder of a domain's scripts: the base, or base/NAME for several."""
+    """Return the folder of a domain's scripts: the base, or base/NAME for several."""
     return base / config.domain.label if rollout.several else base
 
 

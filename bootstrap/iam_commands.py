@@ -79,7 +79,7 @@ def _run_iam_domains(args: argparse.Namespace, rollout: Rollout) -> int:
 
 
 def _chain(args: argparse.Namespace, config: Config) -> iam.Chain:
-    """The domain's execution roles: from the config, or read from the domain."""
+    """Return the domain's execution roles, from the config or read from the domain."""
     chain = iam.configured_chain(config)
     if chain is None:
         state = _discover(args, config)

@@ -1,8 +1,8 @@
 """Warnings for domains whose apps have no internet (AppNetworkAccessType VpcOnly).
 
 In a VpcOnly domain, Studio apps reach AWS only through the VPC's endpoints,
-and PyPI not at all. These checks compare the config with what the domain
-and its user profiles say, before anything is registered.
+and PyPI not at all. These checks compare the config with the settings
+of the domain and its user profiles, before anything is registered.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class VpcWarning:
 
 
 def vpc_only(domain: dict[str, Any]) -> bool:
-    """Whether a DescribeDomain response says the apps have no internet."""
+    """Return whether a DescribeDomain response puts the apps in a VPC only."""
     return domain.get("AppNetworkAccessType") == VPC_ONLY
 
 
@@ -74,6 +74,24 @@ def vpc_warnings(
                 "set network.git_endpoints to the endpoint's DNS name per region",
             )
         )
+    pinned = [
+        r.name
+        for r in config.repositories
+        if r.transport == "codecommit" and config.network.git_endpoint(r.region)
+    ]
+    if pinned:
+        found.append(
+            VpcWarning(
+                subject,
+                "git-remote-codecommit takes the Git endpoint only from "
+                "CODE_COMMIT_ENDPOINT, which the lifecycle script sets for its "
+                "own clone and fetch but terminals and the Git UI do not; their "
+                f"fetches of {', '.join(pinned)} go to the public host unless "
+                "the endpoint has private DNS",
+                'set transport = "https" for these repositories, which the '
+                "credential settings in ~/.gitconfig send through the endpoint",
+            )
+        )
     if "s3" in config.helper.sources and config.network.s3_endpoint_url is None:
         found.append(
             VpcWarning(
@@ -89,15 +107,18 @@ def vpc_warnings(
         name for name, settings in users.items() if not settings.get("SecurityGroups")
     )
     if not default_groups and (bare or not users):
-        shown = ", ".join(bare[:5]) or "(none yet)"
-        if len(bare) > 5:
-            shown += f" and {len(bare) - 5} more"
+        if bare:
+            listed = ", ".join(bare[:5])
+            if len(bare) > 5:
+                listed += f" and {len(bare) - 5} more"
+            who = f"these user profiles have none of their own: {listed}"
+        else:
+            who = "the domain has no user profile yet"
         found.append(
             VpcWarning(
                 subject,
-                "the domain sets no security groups for its user profiles, and "
-                f"these have none of their own: {shown}; security groups decide "
-                "whether apps reach the VPC endpoints",
+                f"the domain sets no security groups for its user profiles, and "
+                f"{who}; security groups decide whether apps reach the VPC endpoints",
                 "set DefaultUserSettings.SecurityGroups on the domain, or "
                 "SecurityGroups on each user profile",
             )

@@ -41,6 +41,14 @@ def test_demo_runs_the_story() -> None:
     assert "Commit 4: add results" in result.stdout
     assert "0 mutating" in result.stdout
     assert result.stdout.count("equals its first description: True") == 2
+    assert result.stdout.count("3 domains, 0 failed") == 2
+    assert result.stdout.count("settings as before register: True") == 3
+    assert "(VpcOnly): git-remote-codecommit installs only from PyPI" in result.stdout
+    if os.geteuid() == 0:
+        assert "interfaces: lo\n" in result.stdout
+        assert "default route: False" in result.stdout
+        assert "installed git-remote-codecommit from s3" in result.stdout
+        assert "vpc-repo: cloned into ~/vpc-repo" in result.stdout
     match = re.search(r"live under (\S+), removed at the end", result.stdout)
     assert match is not None
     assert processes_under(match.group(1)) == []

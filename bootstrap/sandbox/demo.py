@@ -9,7 +9,9 @@ which runs the registered scripts in sandbox homes.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.sandbox import sagemaker
+from bootstrap.sandbox.helper_wheel import build_helper_wheels
 from bootstrap.sandbox.runner import (
     CAN_RUN_AS_STUDIO_USER,
     interactive_shell,
@@ -28,6 +31,13 @@ from bootstrap.sandbox.studio import StudioApps
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_B = "222222222222"
+ACCOUNT_C = "333333333333"
+# The domains of a platform team: name, account and region.
+TEAM_DOMAINS = (
+    ("research-eu", ACCOUNT_B, "eu-west-1"),
+    ("research-us", ACCOUNT_B, "us-east-1"),
+    ("risk-eu", ACCOUNT_C, "eu-west-1"),
+)
 REPOSITORY = "example-repo"
 CONFIG = """\
 prefix = "studio-bootstrap"
@@ -155,6 +165,50 @@ class Demo:
             user=self.user or "sagemaker-user",
         )
         return result.stdout
+
+    def cli(self, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run studio-bootstrap as a platform team would, with a profile per account."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AWS_", "GIT_"))
+        }
+        env.update(
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_CONFIG_FILE=str(self.admin_profiles()),
+            AWS_SHARED_CREDENTIALS_FILE=str(self.folder / "empty"),
+        )
+        command, *rest = args
+        print(f"    $ studio-bootstrap --config {config.name} {' '.join(args)}")
+        program = [sys.executable, "-m", "bootstrap", "--config", str(config)]
+        endpoint = ["--endpoint-url", self.stack.endpoint_url]
+        result = subprocess.run(
+            [*program, command, *endpoint, *rest],
+            env=env,
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+        )
+        show(result.stderr)
+        show(result.stdout)
+        return result
+
+    def admin_profiles(self) -> Path:
+        """Write an AWS config file with one admin profile per account."""
+        path = self.folder / "admin-profiles"
+        if not path.exists():
+            lines = []
+            for account in (ACCOUNT_B, ACCOUNT_C):
+                credentials = self.stack.admin_credentials(account)
+                lines += [
+                    f"[profile admin-{account}]",
+                    f"aws_access_key_id = {credentials['AWS_ACCESS_KEY_ID']}",
+                    f"aws_secret_access_key = {credentials['AWS_SECRET_ACCESS_KEY']}",
+                    f"aws_session_token = {credentials['AWS_SESSION_TOKEN']}",
+                    "",
+                ]
+            path.write_text("\n".join(lines))
+        return path
 
     def describe(self, domain_id: str) -> dict[str, Any]:
         description = dict(self.client.describe_domain(DomainId=domain_id))
@@ -311,6 +365,152 @@ def run(demo: Demo) -> None:
         print(f"    DescribeDomain {domain_id} equals its first description: {same}")
         if not same:
             raise SystemExit(f"domain {domain_id} differs after unregister")
+
+    several_domains(demo)
+    vpc_only(demo)
+
+
+def several_domains(demo: Demo) -> None:
+    step(
+        11,
+        "A platform team rolls out to three domains in two accounts",
+        "One config names each domain and the admin profile of its account;",
+        "--jobs 3 registers them at the same time and a table sums up.",
+    )
+    lines = [
+        'prefix = "studio-bootstrap"',
+        'app_types = ["JupyterLab", "CodeEditor"]',
+        "[[repositories]]",
+        f'name = "{REPOSITORY}"',
+        'account_id = "111111111111"',
+        'role = "CrossAccountRepoRole"',
+    ]
+    before = {}
+    for name, account, region in TEAM_DOMAINS:
+        client = demo.stack.session(account, region).client("sagemaker")
+        role = f"arn:aws:iam::{account}:role/StudioExecutionRole"
+        # UpdateDomain cannot remove a settings object, so the domain starts
+        # with the two that register fills, as Studio domains usually do.
+        spec = {"DefaultResourceSpec": {"InstanceType": "ml.t3.medium"}}
+        domain_id = client.create_domain(
+            DomainName=name,
+            AuthMode="IAM",
+            DefaultUserSettings={
+                "ExecutionRole": role,
+                "JupyterLabAppSettings": spec,
+                "CodeEditorAppSettings": spec,
+            },
+            SubnetIds=["subnet-0123456789abcdef0"],
+            VpcId="vpc-0123456789abcdef0",
+        )["DomainId"]
+        while client.describe_domain(DomainId=domain_id)["Status"] != "InService":
+            time.sleep(0.05)
+        before[name] = (client, domain_id, _settings(client, domain_id))
+        lines += [
+            "[[domains]]",
+            f'name = "{name}"',
+            f'id = "{domain_id}"',
+            f'region = "{region}"',
+            f'profile = "admin-{account}"',
+        ]
+    config = demo.folder / "team.toml"
+    config.write_text("\n".join(lines) + "\n")
+    if demo.cli(config, "register", "--jobs", "3").returncode != 0:
+        raise SystemExit("register on three domains failed")
+    if demo.cli(config, "unregister", "--jobs", "3").returncode != 0:
+        raise SystemExit("unregister on three domains failed")
+    for name, (client, domain_id, settings) in before.items():
+        same = _settings(client, domain_id) == settings
+        print(f"    {name}: settings as before register: {same}")
+        if not same:
+            raise SystemExit(f"domain {name} differs after unregister")
+
+
+def _settings(client: Any, domain_id: str) -> Any:
+    return client.describe_domain(DomainId=domain_id)["DefaultUserSettings"]
+
+
+def vpc_only(demo: Demo) -> None:
+    step(
+        12,
+        "A VPC-only domain with no internet",
+        "plan names what such a domain lacks: a way to install the helper, the",
+        "STS and Git endpoints, security groups.",
+    )
+    client = demo.client
+    domain_id = client.create_domain(
+        DomainName="private",
+        AuthMode="IAM",
+        AppNetworkAccessType="VpcOnly",
+        DefaultUserSettings={"ExecutionRole": demo.stack.execution_role_arn},
+        SubnetIds=["subnet-0123456789abcdef0"],
+        VpcId="vpc-0123456789abcdef0",
+    )["DomainId"]
+    demo.wait_domain(domain_id)
+    config = demo.folder / "private.toml"
+    config.write_text(
+        CONFIG.format(
+            app_types='["JupyterLab"]', domain_id=domain_id, repository=REPOSITORY
+        ).replace(
+            'region = "eu-west-1"',
+            f'region = "eu-west-1"\nprofile = "admin-{ACCOUNT_B}"',
+            1,
+        )
+    )
+    demo.cli(config, "plan")
+
+    step(
+        13,
+        "An app start in that domain, in a network namespace with loopback alone",
+        "The config names the STS, S3 and Git endpoints; the helper comes from",
+        "the wheel that register uploads to S3, checked against its sha256.",
+    )
+    problem = namespace_problem()
+    if problem:
+        print(f"    skipped: {problem}")
+        return
+    wheels = demo.folder / "wheels"
+    wheels.mkdir()
+    wheels.chmod(0o755)
+    scenario = {
+        "transport": "codecommit",
+        "sources": ["s3"],
+        "s3_object": "wheel",
+        "wheels": str(build_helper_wheels(wheels)),
+    }
+    program = ["unshare", "--net", sys.executable, "-m", "bootstrap.sandbox.vpc"]
+    result = subprocess.run(
+        [*program, json.dumps(scenario)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if result.returncode != 0:
+        show(result.stderr[-2000:])
+        raise SystemExit("the VPC-only app start failed")
+    report = json.loads(result.stdout)
+    network = report["network"]
+    start = report["starts"][0]
+    print(f"    interfaces: {', '.join(network['interfaces'])}")
+    on_lo = all(" dev lo " in route for route in network["routes"])
+    default = any(route.startswith("default") for route in network["routes"])
+    print(
+        f"    routes: {len(network['routes'])}, all on lo: {on_lo}, "
+        f"default route: {default}"
+    )
+    print(f"    app start exit status: {start['returncode']}")
+    show(start["sync_log"] or "")
+    print(f"    clone origin: {start['origin']}")
+
+
+def namespace_problem() -> str | None:
+    """Return why a network namespace cannot be made here, or None."""
+    if os.geteuid() != 0:
+        return "a network namespace needs root"
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "unshare (util-linux) and ip (iproute2) are missing"
+    return None
 
 
 def main() -> int:
