@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from bootstrap import helper_upload, studio
 from bootstrap import register as reg
 from bootstrap.aws import AwsOptions, SageMaker
 from bootstrap.config import Config, Rollout, load_rollout
-from bootstrap.domains import Outcome, Output, lifecycle_folder, run_each
+from bootstrap.domains import Outcome, Output, lifecycle_folder, run_each, write_error
 from bootstrap.errors import BootstrapError
 from bootstrap.network import VpcWarning, vpc_warnings
 from bootstrap.render import (
@@ -99,7 +98,7 @@ def register_domain(
     pending = sum(1 for change in plan.changes if change.run)
     pending += 1 if wheel and wheel.mutating else 0
     if args.dry_run:
-        result = f"{_count(pending, 'change')} planned" if pending else "up to date"
+        result = f"{_count(pending, 'call')} planned" if pending else "up to date"
         return Outcome(result, _warned(warnings))
     if not pending:
         out.say(f"domain {config.domain.id}: up to date, nothing to change")
@@ -114,12 +113,11 @@ def register_domain(
     if any(c.action in ("update",) for c in outcome.done):
         problems = reg.verify(sagemaker, state, plan)
         if problems:
-            for problem in problems:
-                print(f"error: {problem}", file=sys.stderr)
+            write_error([f"error: {problem}" for problem in problems])
             return Outcome("failed", problems[0], failed=True)
     out.say(f"domain {config.domain.id}: registered")
     done = len(outcome.done) + (1 if wheel and wheel.mutating else 0)
-    return Outcome("registered", _count(done, "change"))
+    return Outcome("registered", _count(done, "call"))
 
 
 def unregister(args: argparse.Namespace) -> int:
@@ -157,7 +155,7 @@ def unregister_domain(
     pending += 1 if wheel and wheel.mutating else 0
     if args.dry_run:
         result = (
-            f"{_count(pending, 'change')} planned" if pending else "nothing to remove"
+            f"{_count(pending, 'call')} planned" if pending else "nothing to remove"
         )
         return Outcome(result)
     outcome = reg.apply(sagemaker, plan, out.say)
@@ -169,7 +167,7 @@ def unregister_domain(
     out.say(f"domain {config.domain.id}: unregistered")
     kept = f", {len(outcome.kept)} kept" if outcome.kept else ""
     done = len(outcome.done) + (1 if wheel and wheel.mutating else 0)
-    return Outcome("unregistered", _count(done, "change") + kept)
+    return Outcome("unregistered", _count(done, "call") + kept)
 
 
 def status(args: argparse.Namespace) -> int:
@@ -191,7 +189,7 @@ def status_domain(args: argparse.Namespace, config: Config, out: Output) -> Outc
     report = status_report(state, scripts)
     warnings = vpc_warnings(config, state.domain, state.users)
     if warnings:
-        report["warnings"] = [w.message for w in warnings]
+        report["warnings"] = [w.as_dict() for w in warnings]
     missing = [
         app_type
         for app_type, entry in report["app_types"].items()
@@ -261,7 +259,7 @@ def _print_plan(
     if out.json_mode:
         data = plan.as_dict()
         if warnings:
-            data["warnings"] = [w.message for w in warnings]
+            data["warnings"] = [w.as_dict() for w in warnings]
         if wheel:
             data["helper_wheel"] = wheel.as_dict()
         out.data(data)
@@ -282,9 +280,12 @@ def _print_plan(
 
 
 def _print_warnings(warnings: list[VpcWarning], out: Output) -> None:
+    lines = []
     for warning in warnings:
-        print(f"warning: {warning.subject}: {warning.message}", file=sys.stderr)
-        print(f"  fix: {warning.fix}", file=sys.stderr)
+        lines += [f"warning: {warning.subject}: {warning.message}"]
+        lines += [f"  fix: {warning.fix}"]
+    if lines:
+        write_error(lines)
 
 
 def _warned(warnings: list[VpcWarning]) -> str:

@@ -78,6 +78,11 @@ MAX_TAG_VALUE = 256
 TAG_PUNCTUATION = " _.:/=+-@"
 # Domain names label a domain on the command line and name its folder.
 DOMAIN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
+# Folders under lifecycle/ that other commands write to.
+RESERVED_DOMAIN_NAMES = ("iam", "stackset")
+# The default region of repositories whose domain has no valid region: the
+# config is rejected, and the repositories are checked all the same.
+VALIDATION_REGION = "us-east-1"
 # AWS profiles of the admin's own config: any name without spaces or brackets.
 ADMIN_PROFILE_RE = re.compile(r"[A-Za-z0-9_.@+=,:/-]{1,128}\Z")
 # A host name or IPv4 address with an optional port: what git-remote-codecommit
@@ -442,7 +447,9 @@ class _Checker:
         domain = self.domain(table, at)
         if not isinstance(table, dict):
             return None
-        region = domain.region if domain else None
+        # A broken domain region is reported once, above. The repositories are
+        # still checked, against a stand-in region, and the config is dropped.
+        region = domain.region if domain else VALIDATION_REGION
         if "repositories" in table:
             value, repositories_at = table["repositories"], f"{at}.repositories"
         else:
@@ -487,17 +494,27 @@ class _Checker:
         return result
 
     def unique_domains(self, configs: list[Config]) -> None:
-        """Require distinct labels, and each domain (id and region) once."""
+        """Require distinct labels, and each domain (id and region) once.
+
+        Labels name folders, so they are compared ignoring case, and a label
+        may not be another domain's id, which --domain also accepts.
+        """
         labels: dict[str, int] = {}
         places: dict[tuple[str, str], int] = {}
+        ids = {config.domain.id: index for index, config in enumerate(configs)}
         for index, config in enumerate(configs):
             domain = config.domain
-            if domain.label in labels:
+            label = domain.label.lower()
+            if label in labels:
+                other = labels[label]
                 rule = (
-                    f"same name as domains[{labels[domain.label]}]; names must differ"
+                    f"same name as domains[{other}], ignoring case; names must differ"
                 )
                 self.fail(f"domains[{index}].name", rule, domain.label)
-            labels.setdefault(domain.label, index)
+            labels.setdefault(label, index)
+            if ids.get(domain.label, index) != index:
+                rule = f"is the id of domains[{ids[domain.label]}]; choose another name"
+                self.fail(f"domains[{index}].name", rule, domain.label)
             place = (domain.id, domain.region)
             if place in places:
                 rule = f"same domain as domains[{places[place]}]"
@@ -879,6 +896,11 @@ def _has_control(value: str) -> bool:
 
 
 def _check_domain_name(value: str) -> str | None:
+    if value.lower() in RESERVED_DOMAIN_NAMES:
+        return (
+            f"must not be {' or '.join(RESERVED_DOMAIN_NAMES)}, "
+            "which name output folders under lifecycle/"
+        )
     if DOMAIN_NAME_RE.match(value) is None:
         return (
             "must be 1 to 63 letters, digits, '.', '_' or '-', "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 from bootstrap.config import Config, Rollout
 from bootstrap.errors import BootstrapError, ConfigError, ConfigIssue
@@ -64,9 +65,11 @@ class Output:
 
     def release(self, header: str) -> None:
         """Print the held lines as one block under a header."""
-        stream = sys.stderr if self.json_mode else sys.stdout
-        lines = [header, *(self.held or [])] if not self.json_mode else self.held
-        print("\n".join([*(lines or []), ""]), file=stream, flush=True)
+        if self.json_mode:
+            if self.held:
+                _write(sys.stderr, self.held)
+            return
+        _write(sys.stdout, [header, *(self.held or []), ""])
 
     def data(self, value: Any) -> None:
         """Emit the JSON data of this domain."""
@@ -154,8 +157,15 @@ def run_each(
             future.result()
     except KeyboardInterrupt:
         interrupted = True
-        _progress("interrupted: finishing the domains in progress, skipping the rest")
-        pool.shutdown(wait=True, cancel_futures=True)
+        _progress(
+            "interrupted: finishing the domains in progress (an update waits for "
+            "InService up to --wait-timeout) and skipping the rest; press Ctrl-C "
+            "again to stop at once"
+        )
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:
+            _stop_at_once(configs, results, json_mode)
     pool.shutdown(wait=True)
 
     outcomes = [
@@ -184,12 +194,48 @@ def _isolated(action: Action, config: Config, output: Output) -> Outcome:
     except Exception as exc:  # one domain's bug must not stop the others
         logger.debug("domain %s failed", config.domain.label, exc_info=True)
         detail = f"unexpected {type(exc).__name__}: {exc} (run with -v for details)"
-    print(f"error: {config.domain.label}: {detail}", file=sys.stderr)
+    write_error([f"error: {config.domain.label}: {detail}"])
     return Outcome(FAILED, detail, failed=True)
 
 
+_OUTPUT_LOCK = threading.Lock()
+
+
+def _write(stream: TextIO, lines: list[str]) -> None:
+    """Write whole lines at once, so that threads never share a line."""
+    with _OUTPUT_LOCK:
+        stream.write("".join(f"{line}\n" for line in lines))
+        stream.flush()
+
+
 def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    _write(sys.stderr, [line])
+
+
+def write_error(lines: list[str]) -> None:
+    """Write lines to stderr in one piece, whichever thread calls."""
+    _write(sys.stderr, lines)
+
+
+def _stop_at_once(
+    configs: tuple[Config, ...],
+    results: dict[int, tuple[Outcome, float]],
+    json_mode: bool,
+) -> NoReturn:
+    """Print the summary and leave, without waiting for domains in progress.
+
+    A domain stopped in the middle may have part of its changes; running the
+    command again finishes them.
+    """
+    outcomes = []
+    for index, config in enumerate(configs):
+        stopped = Outcome(SKIPPED, "stopped; run the command again to finish")
+        outcomes.append((config, *results.get(index, (stopped, 0.0))))
+    _summary(outcomes, json_mode)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Worker threads cannot be interrupted, and a normal exit would wait for them.
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _summary(outcomes: list[tuple[Config, Outcome, float]], json_mode: bool) -> None:
@@ -221,7 +267,8 @@ def _summary(outcomes: list[tuple[Config, Outcome, float]], json_mode: bool) -> 
         print("  ".join([*cells, row[4]]).rstrip())
     failed = sum(1 for _, o, _ in outcomes if o.failed)
     skipped = sum(1 for _, o, _ in outcomes if o.result == SKIPPED)
-    counts = [f"{len(outcomes)} domains", f"{failed} failed"]
+    noun = "domain" if len(outcomes) == 1 else "domains"
+    counts = [f"{len(outcomes)} {noun}", f"{failed} failed"]
     if skipped:
         counts.append(f"{skipped} skipped")
     print(", ".join(counts))

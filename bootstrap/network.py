@@ -23,6 +23,9 @@ class VpcWarning:
     message: str
     fix: str
 
+    def as_dict(self) -> dict[str, str]:
+        return {"subject": self.subject, "message": self.message, "fix": self.fix}
+
 
 def vpc_only(domain: dict[str, Any]) -> bool:
     """Return whether a DescribeDomain response puts the apps in a VPC only."""

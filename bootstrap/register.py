@@ -29,6 +29,9 @@ TAG_SHA = "studio-bootstrap:sha256"
 TAG_VERSION = "studio-bootstrap:version"
 TAG_REPLACES = "studio-bootstrap:replaces"
 TAG_COMPOSED = "studio-bootstrap:composed"
+# The domain an LCC was created for. An LCC without it predates the tag and
+# counts as every domain's.
+TAG_DOMAIN = "studio-bootstrap:domain"
 # One tag per settings object whose default we took: the ARN that was there.
 TAG_PREVIOUS = "studio-bootstrap:previous-default:"
 MAX_TAG_VALUE = 256
@@ -194,11 +197,16 @@ def discover(sagemaker: SageMaker, domain_id: str, prefix: str) -> State:
         )
         if app.get("Status") in RUNNING
     ]
-    ours = _list_ours(sagemaker, prefix)
+    ours = _list_ours(sagemaker, prefix, domain_id)
     return State(domain_id, domain, users, spaces, apps, ours, prefix)
 
 
-def _list_ours(sagemaker: SageMaker, prefix: str) -> dict[str, Lcc]:
+def _list_ours(sagemaker: SageMaker, prefix: str, domain_id: str) -> dict[str, Lcc]:
+    """List our LCCs of the domain: those created for it, and untagged ones.
+
+    Another domain's versions are left out, so that retiring and unregistering
+    never touch them.
+    """
     ours: dict[str, Lcc] = {}
     configs = sagemaker.pages(
         "ListStudioLifecycleConfigs",
@@ -217,6 +225,8 @@ def _list_ours(sagemaker: SageMaker, prefix: str) -> dict[str, Lcc]:
                 "ListTags", f"lifecycle configuration {name}", "Tags", ResourceArn=arn
             )
         }
+        if tags.get(TAG_DOMAIN, domain_id) != domain_id:
+            continue
         ours[name] = Lcc(name, arn, item["StudioLifecycleConfigAppType"], tags)
     return ours
 
@@ -379,6 +389,7 @@ def _tags(state: State, app_type: str, script: RenderedScript) -> dict[str, str]
         TAG_SHA: hashlib.sha256(script.content).hexdigest(),
         TAG_VERSION: __version__,
         TAG_REPLACES: _fit(" ".join(replaced) or "none"),
+        TAG_DOMAIN: state.domain_id,
     }
     if script.composed_with:
         tags[TAG_COMPOSED] = script.composed_with

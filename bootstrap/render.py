@@ -111,6 +111,9 @@ class RenderedScript:
     text: str
     # The ARN of another lifecycle configuration whose script this one runs.
     composed_with: str | None = None
+    # The domain the script is registered on. It is part of the name, so that
+    # two domains of one account and region never share a version.
+    domain_id: str = ""
 
     @property
     def content(self) -> bytes:
@@ -123,8 +126,9 @@ class RenderedScript:
 
     @property
     def digest(self) -> str:
-        """A short content hash, part of the lifecycle configuration name."""
-        return hashlib.sha256(self.content).hexdigest()[:HASH_LENGTH]
+        """A short hash of the domain and the content, part of the LCC name."""
+        digest = hashlib.sha256(self.domain_id.encode() + b"\0" + self.content)
+        return digest.hexdigest()[:HASH_LENGTH]
 
     @property
     def slug(self) -> str:
@@ -272,7 +276,10 @@ def render_script(config: Config, app_type: str) -> RenderedScript:
         "helper": helper_context(config.helper, config.network),
     }
     source = SHELL.get_template("on_start.sh.j2").render(context)
-    return RenderedScript(app_type, config.prefix, source, pack(source, config.strict))
+    text = pack(source, config.strict)
+    return RenderedScript(
+        app_type, config.prefix, source, text, domain_id=config.domain.id
+    )
 
 
 def minify(source: str) -> str:
@@ -312,7 +319,9 @@ def compose(
         failure_status=1 if strict else 0,
     )
     text = minify(source) + "\n"
-    return RenderedScript(script.app_type, script.prefix, source, text, other_arn)
+    return RenderedScript(
+        script.app_type, script.prefix, source, text, other_arn, script.domain_id
+    )
 
 
 def compress(data: bytes) -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bootstrap.cli import main
-from bootstrap.config import load_config, parse_config
+from bootstrap.config import load_config, parse_config, parse_rollout
 from bootstrap.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,3 +204,192 @@ def test_invalid_toml_exits_2(tmp_path: Path, capsys: Any) -> None:
     path.write_text("[domain\nid = 1\n")
     assert main(["--config", str(path), "render"]) == 2
     assert "invalid TOML" in capsys.readouterr().err
+
+
+# --- several domains, network and helper ------------------------------------
+
+
+def rollout_issues(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_rollout(data, "test.toml")
+    return [str(issue) for issue in caught.value.issues]
+
+
+def domains_data(
+    example_data: dict[str, Any], *tables: dict[str, Any]
+) -> dict[str, Any]:
+    """The example with [[domains]] tables in place of its [domain]."""
+    data = copy.deepcopy(example_data)
+    del data["domain"]
+    data["domains"] = [dict(table) for table in tables]
+    return data
+
+
+FIRST = {"name": "research", "id": "d-aaaaaaaaaaaa", "region": "eu-west-1"}
+SECOND = {"name": "risk", "id": "d-bbbbbbbbbbbb", "region": "us-east-1"}
+
+
+def test_domains_take_shared_or_own_repositories(example_data: dict[str, Any]) -> None:
+    own = {
+        **SECOND,
+        "repositories": [
+            {"name": "risk-models", "account_id": "111111111111", "role": "R"}
+        ],
+    }
+    rollout = parse_rollout(domains_data(example_data, FIRST, own))
+    research, risk = rollout.configs
+    assert [r.name for r in research.repositories] == ["example-repo"]
+    assert [r.name for r in risk.repositories] == ["risk-models"]
+    # A repository without a region takes its own domain's.
+    assert risk.repositories[0].region == "us-east-1"
+    assert rollout.several
+    assert [c.domain.label for c in rollout.select(["risk"])] == ["risk"]
+    assert [c.domain.label for c in rollout.select(["d-aaaaaaaaaaaa"])] == ["research"]
+
+
+def test_load_config_rejects_several_domains(example_data: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(domains_data(example_data, FIRST, SECOND), "test.toml")
+    assert "domains: names several domains; choose one with --domain" in str(
+        caught.value.issues[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        (
+            {**SECOND, "name": "RESEARCH"},
+            "domains[1].name: same name as domains[0], ignoring case",
+        ),
+        (
+            {**SECOND, "name": "d-aaaaaaaaaaaa"},
+            "domains[1].name: is the id of domains[0]; choose another name",
+        ),
+        (
+            {**SECOND, "name": "iam"},
+            "domains[1].name: must not be iam or stackset",
+        ),
+        (
+            {**SECOND, "id": "d-aaaaaaaaaaaa", "region": "eu-west-1"},
+            "domains[1].id: same domain as domains[0]",
+        ),
+        (
+            {**SECOND, "name": "../x"},
+            "domains[1].name: must be 1 to 63 letters",
+        ),
+    ],
+)
+def test_domain_names_must_be_unambiguous(
+    example_data: dict[str, Any], second: dict[str, Any], expected: str
+) -> None:
+    issues = rollout_issues(domains_data(example_data, FIRST, second))
+    assert any(issue.startswith(expected) for issue in issues), issues
+
+
+def test_broken_domain_is_reported_once(example_data: dict[str, Any]) -> None:
+    broken = {**FIRST, "id": "d-XYZ", "region": "nowhere"}
+    issues = rollout_issues(domains_data(example_data, broken))
+    assert [issue.split(":")[0] for issue in issues] == [
+        "domains[0].id",
+        "domains[0].region",
+    ]
+
+
+def test_domain_and_domains_are_exclusive(example_data: dict[str, Any]) -> None:
+    data = domains_data(example_data, FIRST)
+    data["domain"] = example_data["domain"]
+    issues = rollout_issues(data)
+    assert issues[0].startswith("domain: use either one [domain] or [[domains]]")
+
+
+def test_network_fields_are_checked(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["network"] = {
+        "git_endpoints": {"eu-west-1": "https://host/path", "nowhere": "h"},
+        "sts_endpoint_url": "http://sts.eu-west-1.amazonaws.com",
+        "s3_endpoint_url": "https://user@s3.example.com",
+    }
+    issues = rollout_issues(data)
+    assert any(
+        i.startswith("network.git_endpoints.eu-west-1: must be a host") for i in issues
+    )
+    assert any(
+        i.startswith("network.git_endpoints.nowhere (key): must be a region")
+        for i in issues
+    )
+    assert any(
+        i.startswith("network.sts_endpoint_url: must be an https:// URL")
+        for i in issues
+    )
+    assert any(
+        i.startswith("network.s3_endpoint_url: must be an https:// URL") for i in issues
+    )
+
+
+def test_loopback_endpoints_may_use_http(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["network"] = {
+        "git_endpoints": {"eu-west-1": "127.0.0.1:8443"},
+        "sts_endpoint_url": "http://127.0.0.1:5000",
+    }
+    config = parse_config(data)
+    assert config.network.git_endpoint("eu-west-1") == "127.0.0.1:8443"
+    assert config.network.git_endpoint("us-east-1") is None
+    assert config.network.sts_endpoint_url == "http://127.0.0.1:5000"
+
+
+def test_helper_sources_need_their_fields(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {"sources": ["s3", "index", "wheelhouse", "s3"]}
+    issues = rollout_issues(data)
+    assert "helper.sources[3]: listed twice (got 's3')" in issues
+    data["helper"] = {"sources": ["s3", "index", "wheelhouse"]}
+    issues = rollout_issues(data)
+    for field in ("bucket", "wheel", "index_url", "wheelhouse"):
+        assert any(
+            i.startswith(f"helper.{field}: required when sources") for i in issues
+        ), field
+
+
+def test_helper_wheel_must_exist_beside_the_config(
+    example_data: dict[str, Any], tmp_path: Path
+) -> None:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {
+        "sources": ["s3"],
+        "bucket": "wheels",
+        "wheel": "w/git_remote_codecommit-1.17-py3-none-any.whl",
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_rollout(data, "test.toml", tmp_path)
+    assert "file not found" in str(caught.value.issues[0])
+    wheel = tmp_path / "w" / "git_remote_codecommit-1.17-py3-none-any.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"wheel")
+    config = parse_rollout(data, "test.toml", tmp_path).configs[0]
+    assert config.helper.wheel == str(wheel)
+    assert (
+        config.helper.key
+        == "studio-bootstrap/git_remote_codecommit-1.17-py3-none-any.whl"
+    )
+    assert config.helper.bucket_region == "eu-west-1"
+
+
+def test_domain_helper_overrides_the_shared_one(example_data: dict[str, Any]) -> None:
+    data = domains_data(
+        example_data,
+        FIRST,
+        {
+            **SECOND,
+            "helper": {
+                "sources": ["index"],
+                "index_url": "https://pypi.internal/simple",
+            },
+        },
+    )
+    data["helper"] = {"sources": ["wheelhouse"], "wheelhouse": "/opt/wheels"}
+    research, risk = parse_rollout(data).configs
+    assert research.helper.sources == ("wheelhouse",)
+    assert risk.helper.sources == ("index",)
+    assert risk.helper.wheelhouse == "/opt/wheels"

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from test_register import (  # the fixtures are shared with these tests
     clean_sagemaker,
+    create_autoshutdown_domain,
     create_domain,
 )
 
@@ -217,7 +218,7 @@ def test_plan_json_is_one_document(
     assert sagemaker.call_log().mutating_total == 0
     assert [entry["name"] for entry in document["domains"]] == list(PLACES)
     for entry in document["domains"]:
-        assert entry["result"].endswith("changes planned")
+        assert entry["result"].endswith("calls planned")
         actions = [change["action"] for change in entry["data"]["changes"]]
         assert actions.count("create") == 4
 
@@ -456,3 +457,109 @@ def test_iam_renders_shared_roles_once_and_deploys_every_account(
         iam_b = local_stack.session(account).client("iam")
         names = iam_b.list_role_policies(RoleName="StudioExecutionRole")["PolicyNames"]
         assert f"studio-bootstrap-{domains[name]}-assume-roles" in names
+
+
+def one_place_config(folder: Path, domains: dict[str, str], own: str = "") -> Path:
+    """Domains of one account and region; ``own`` clones a repository of its own."""
+    text = [
+        "[[repositories]]",
+        'name = "example-repo"',
+        'account_id = "111111111111"',
+        'role = "CrossAccountRepoRole"',
+    ]
+    for name, domain_id in domains.items():
+        text += [
+            "[[domains]]",
+            f'name = "{name}"',
+            f'id = "{domain_id}"',
+            'region = "eu-west-1"',
+            f'profile = "admin-{ACCOUNT_B}"',
+        ]
+        if name == own:
+            text += [
+                "[[domains.repositories]]",
+                'name = "other-repo"',
+                'account_id = "111111111111"',
+                'role = "CrossAccountRepoRole"',
+            ]
+    path = folder / "bootstrap.toml"
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
+def test_one_place_domains_never_share_versions(
+    local_stack: LocalStack, admin_profiles: None, tmp_path: Path, capsys: Any
+) -> None:
+    client = sagemaker_client(local_stack, "research-eu")
+    role = execution_role(ACCOUNT_B)
+    auto, autoshutdown = create_autoshutdown_domain(client, role, "auto")
+    domains = {"auto": auto, "plain": create_domain(client, role, "plain")}
+    before = {name: _user_settings(client, d) for name, d in domains.items()}
+    config = one_place_config(tmp_path, domains)
+
+    assert cli(config, local_stack, "register", "--replace-default") == 0
+    names = {
+        name: studio.default_of(
+            _user_settings(client, d).get("JupyterServerAppSettings")
+        )
+        for name, d in domains.items()
+    }
+    assert names["auto"] != names["plain"]
+
+    # Unregistering one domain restores its own displaced default only.
+    assert cli(config, local_stack, "unregister", "--domain", "plain") == 0
+    assert _user_settings(client, domains["plain"]) == before["plain"]
+    jupyter = _user_settings(client, auto)["JupyterServerAppSettings"]
+    assert autoshutdown in jupyter["LifecycleConfigArns"]
+    assert studio.default_of(jupyter) == names["auto"]
+    assert cli(config, local_stack, "unregister") == 0
+    assert _user_settings(client, auto) == before["auto"]
+    capsys.readouterr()
+
+
+def test_one_place_domains_with_own_repositories_settle(
+    local_stack: LocalStack, admin_profiles: None, tmp_path: Path, capsys: Any
+) -> None:
+    client = sagemaker_client(local_stack, "research-eu")
+    role = execution_role(ACCOUNT_B)
+    domains = {name: create_domain(client, role, name) for name in ("one", "two")}
+    config = one_place_config(tmp_path, domains, own="two")
+    assert cli(config, local_stack, "register", "--jobs", "2") == 0
+    capsys.readouterr()
+
+    sagemaker.reset_call_log()
+    assert cli(config, local_stack, "register") == 0
+    assert sagemaker.call_log().mutating_total == 0
+    output = capsys.readouterr().out
+    assert output.count("up to date") == 4  # two results, two summary rows
+    assert "is kept" not in output
+
+    # Unregistering one domain deletes its versions only.
+    assert cli(config, local_stack, "unregister", "--domain", "one") == 0
+    capsys.readouterr()
+    assert (
+        cli(config, local_stack, "status", "--domain", "two", "--output", "json") == 0
+    )
+    document = json.loads(capsys.readouterr().out)
+    status = document["domains"][0]["data"]
+    assert all(e["current_registered"] for e in status["app_types"].values())
+
+
+def test_parallel_domains_of_one_place_all_succeed(
+    local_stack: LocalStack, admin_profiles: None, tmp_path: Path, capsys: Any
+) -> None:
+    client = sagemaker_client(local_stack, "research-eu")
+    role = execution_role(ACCOUNT_B)
+    domains = {name: create_domain(client, role, name) for name in ("p", "q", "r")}
+    config = one_place_config(tmp_path, domains)
+    assert cli(config, local_stack, "register", "--jobs", "3") == 0
+    assert cli(config, local_stack, "unregister", "--jobs", "3") == 0
+    output = capsys.readouterr()
+    assert output.out.count("3 domains, 0 failed") == 2
+    for line in output.err.splitlines():
+        # Progress lines of different domains never share a line.
+        assert line.count("[") <= 1 or not line.startswith("["), line
+
+
+def _user_settings(client: Any, domain_id: str) -> dict[str, Any]:
+    return dict(client.describe_domain(DomainId=domain_id)["DefaultUserSettings"])

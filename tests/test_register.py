@@ -70,7 +70,9 @@ def create_lcc(
     return str(response["StudioLifecycleConfigArn"])
 
 
-def create_domain(client: Any, execution_role: str, **settings: Any) -> str:
+def create_domain(
+    client: Any, execution_role: str, name: str = "studio", **settings: Any
+) -> str:
     user_settings = {
         "ExecutionRole": execution_role,
         "SecurityGroups": ["sg-0123456789abcdef0"],
@@ -88,7 +90,7 @@ def create_domain(client: Any, execution_role: str, **settings: Any) -> str:
         **settings,
     }
     response = client.create_domain(
-        DomainName="studio",
+        DomainName=name,
         AuthMode="IAM",
         DefaultUserSettings=user_settings,
         DefaultSpaceSettings={
@@ -105,12 +107,15 @@ def create_domain(client: Any, execution_role: str, **settings: Any) -> str:
     return domain_id
 
 
-def create_autoshutdown_domain(client: Any, execution_role: str) -> tuple[str, str]:
+def create_autoshutdown_domain(
+    client: Any, execution_role: str, name: str = "studio"
+) -> tuple[str, str]:
     """Create a domain whose JupyterServer default is another LCC, autoshutdown."""
     autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
     domain = create_domain(
         client,
         execution_role,
+        name,
         JupyterServerAppSettings={
             "DefaultResourceSpec": {
                 "InstanceType": "system",
