@@ -855,12 +855,14 @@ def wait_in_service(
                 f"domain {domain_id} is {status}, not InService; "
                 "nothing more was changed"
             )
-        if time.monotonic() + delay > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise BootstrapError(
                 f"domain {domain_id} is still {status} after {timeout:.0f}s; "
                 "run again once it is InService"
             )
-        time.sleep(delay)
+        # The last sleep is cut short so that the last look is at the deadline.
+        time.sleep(min(delay, left))
         delay = min(delay * 2, 10.0)
 
 

@@ -563,3 +563,43 @@ def test_parallel_domains_of_one_place_all_succeed(
 
 def _user_settings(client: Any, domain_id: str) -> dict[str, Any]:
     return dict(client.describe_domain(DomainId=domain_id)["DefaultUserSettings"])
+
+
+def test_second_ctrl_c_stops_at_once_with_the_summary(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, domains)
+    sagemaker.set_update_delay(6)
+    command = [sys.executable, "-m", "bootstrap", "--config", str(config)]
+    command += ["register", "--endpoint-url", local_stack.endpoint_url]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    client = sagemaker_client(local_stack, "research-eu")
+    while client.describe_domain(DomainId=domains["research-eu"])["Status"] != (
+        "Updating"
+    ):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert time.monotonic() - started < 10
+    assert process.returncode == 130, err
+    assert "press Ctrl-C again to stop at once" in err
+    rows = {line.split()[0]: line for line in out.splitlines() if line}
+    for name in PLACES:
+        assert "stopped; run the command again to finish" in rows[name]
+    assert "Traceback" not in err
+    sagemaker.set_update_delay(0.05)
+    wait_until_in_service(client, domains["research-eu"])
+
+
+def wait_until_in_service(client: Any, domain_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while client.describe_domain(DomainId=domain_id)["Status"] != "InService":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
