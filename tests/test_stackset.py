@@ -49,7 +49,12 @@ from bootstrap.stackset import (
     owned_name_pattern,
     render_stackset,
 )
-from bootstrap.stackset_handler import PREVIOUS_TAG_PREFIX
+from bootstrap.stackset_handler import (
+    PREVIOUS_TAG_PREFIX,
+    RESPONSE_BODY_LIMIT,
+    HandlerError,
+    fit_reason,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bootstrap.example.toml"
@@ -379,9 +384,11 @@ class Responses:
     url: str
     bodies: list[dict[str, Any]] = field(default_factory=list)
     content_types: list[str | None] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
 
     def last(self) -> dict[str, Any]:
         assert self.bodies, "the handler sent no response"
+        assert self.sizes[-1] <= RESPONSE_BODY_LIMIT, self.sizes[-1]
         return self.bodies[-1]
 
 
@@ -393,7 +400,9 @@ def responses() -> Iterator[Responses]:
     class Handler(BaseHTTPRequestHandler):
         def do_PUT(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            recorded.bodies.append(json.loads(self.rfile.read(length)))
+            raw = self.rfile.read(length)
+            recorded.bodies.append(json.loads(raw))
+            recorded.sizes.append(len(raw))
             recorded.content_types.append(self.headers.get("Content-Type"))
             self.send_response(200)
             self.end_headers()
@@ -613,7 +622,7 @@ def test_create_attaches_keeps_others(
     response = responses.last()
     assert response["Status"] == "SUCCESS", response["Reason"]
     assert response["PhysicalResourceId"] == f"Attachment-{REGION}"
-    assert response["Data"] == {"Domains": domain_id}
+    assert response["Data"] == {"Domains": domain_id, "OtherDefaults": ""}
     assert response["RequestId"] == "request-1"
     assert responses.content_types[-1] == ""
     user = settings_of(client, domain_id)["DefaultUserSettings"]
@@ -748,9 +757,9 @@ def test_update_detaches_dropped_domain(
     version = create_version(client)
     created = event("Create", responses, version)
     run(handler_module, created)
-    assert responses.last()["Data"] == {
-        "Domains": ",".join(sorted([kept_domain, dropped]))
-    }
+    assert responses.last()["Data"]["Domains"] == ",".join(
+        sorted([kept_domain, dropped])
+    )
 
     run(
         handler_module,
@@ -764,7 +773,7 @@ def test_update_detaches_dropped_domain(
     )
 
     assert responses.last()["Status"] == "SUCCESS", responses.last()["Reason"]
-    assert responses.last()["Data"] == {"Domains": kept_domain}
+    assert responses.last()["Data"]["Domains"] == kept_domain
     assert settings_of(client, dropped) == dropped_before
     kept_user = settings_of(client, kept_domain)["DefaultUserSettings"]
     kept_lab = kept_user["JupyterLabAppSettings"]
@@ -929,3 +938,314 @@ def test_unreachable_endpoint_still_responds(
     response = responses.last()
     assert response["Status"] == "FAILED"
     assert "AWS call failed" in response["Reason"]
+
+
+# --- defaults chosen by hand, rollbacks and reasons ---------------------------------
+
+
+def choose_default_by_hand(
+    client: Any, domain_id: str, app_type: str, other: str
+) -> dict[str, Any]:
+    """Make other the default of one app type, as an admin in the console would."""
+    key = f"{app_type}AppSettings"
+    current = settings_of(client, domain_id)["DefaultUserSettings"][key]
+    chosen = copy.deepcopy(current)
+    chosen["DefaultResourceSpec"]["LifecycleConfigArn"] = other
+    chosen["LifecycleConfigArns"] = [*current.get("LifecycleConfigArns", []), other]
+    client.update_domain(DomainId=domain_id, DefaultUserSettings={key: chosen})
+    deadline = time.monotonic() + 10
+    while client.describe_domain(DomainId=domain_id)["Status"] != "InService":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return chosen
+
+
+def test_update_keeps_hand_set_default(
+    handler_module: ModuleType,
+    responses: Responses,
+    client: Any,
+    execution_role: str,
+) -> None:
+    domain_id = create_domain(client, execution_role)
+    before = settings_of(client, domain_id)
+    first = create_version(client)
+    second = create_version(client, strict=True)
+    created = event("Create", responses, first)
+    run(handler_module, created)
+    assert responses.last()["Status"] == "SUCCESS", responses.last()["Reason"]
+    manual = create_lcc(client, "manual-setup", "JupyterServer")
+    choose_default_by_hand(client, domain_id, "JupyterServer", manual)
+
+    updated = event("Update", responses, second, old=created["ResourceProperties"])
+    run(handler_module, updated)
+
+    response = responses.last()
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    note = f"{domain_id} DefaultUserSettings JupyterServer default manual-setup"
+    assert response["Data"]["OtherDefaults"] == note
+    assert note in response["Reason"]
+    assert "allowed list" in response["Reason"]
+    user = settings_of(client, domain_id)["DefaultUserSettings"]
+    server = user["JupyterServerAppSettings"]
+    assert server["DefaultResourceSpec"]["LifecycleConfigArn"] == manual
+    assert server["LifecycleConfigArns"] == [second.arns["JupyterServer"], manual]
+    kernel = user["KernelGatewayAppSettings"]
+    kernel_default = kernel["DefaultResourceSpec"]["LifecycleConfigArn"]
+    assert kernel_default == second.arns["KernelGateway"]
+
+    # The rollback CloudFormation sends when a later resource fails.
+    rollback = event("Update", responses, first, old=updated["ResourceProperties"])
+    run(handler_module, rollback)
+
+    response = responses.last()
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    server = settings_of(client, domain_id)["DefaultUserSettings"][
+        "JupyterServerAppSettings"
+    ]
+    assert server["DefaultResourceSpec"]["LifecycleConfigArn"] == manual
+    assert server["LifecycleConfigArns"] == [first.arns["JupyterServer"], manual]
+
+    run(handler_module, event("Delete", responses, first))
+
+    assert responses.last()["Status"] == "SUCCESS", responses.last()["Reason"]
+    after = settings_of(client, domain_id)
+    server = after["DefaultUserSettings"].pop("JupyterServerAppSettings")
+    assert server["DefaultResourceSpec"]["LifecycleConfigArn"] == manual
+    assert server["LifecycleConfigArns"] == [manual]
+    del before["DefaultUserSettings"]["JupyterServerAppSettings"]
+    assert after == before
+
+
+def test_create_still_fails_on_hand_set_default(
+    handler_module: ModuleType,
+    responses: Responses,
+    client: Any,
+    execution_role: str,
+) -> None:
+    domain_id = create_domain(client, execution_role)
+    version = create_version(client)
+    manual = create_lcc(client, "manual-setup", "JupyterServer")
+    choose_default_by_hand(client, domain_id, "JupyterServer", manual)
+    before = settings_of(client, domain_id)
+    sagemaker.reset_call_log()
+
+    run(handler_module, event("Create", responses, version))
+
+    response = responses.last()
+    assert response["Status"] == "FAILED"
+    assert f"domain {domain_id}:" in response["Reason"]
+    assert "manual-setup is not ours" in response["Reason"]
+    assert settings_of(client, domain_id) == before
+    assert sagemaker.call_log().mutating_total == 0
+
+
+def test_update_drops_stale_previous_tag(
+    handler_module: ModuleType,
+    responses: Responses,
+    client: Any,
+    execution_role: str,
+) -> None:
+    autoshutdown = create_lcc(client, "autoshutdown", "JupyterServer")
+    domain_id = create_domain(
+        client,
+        execution_role,
+        JupyterServerAppSettings={
+            "DefaultResourceSpec": {
+                "InstanceType": "system",
+                "LifecycleConfigArn": autoshutdown,
+            },
+            "LifecycleConfigArns": [autoshutdown],
+        },
+    )
+    version = create_version(client)
+    created = event("Create", responses, version, replace_default="true")
+    run(handler_module, created)
+    assert responses.last()["Status"] == "SUCCESS", responses.last()["Reason"]
+    tag = f"{PREVIOUS_TAG_PREFIX}domain/JupyterServer"
+    assert domain_tags(client, domain_id)[tag] == autoshutdown
+    manual = create_lcc(client, "manual-setup", "JupyterServer")
+    choose_default_by_hand(client, domain_id, "JupyterServer", manual)
+
+    run(
+        handler_module,
+        event("Update", responses, version, old=created["ResourceProperties"]),
+    )
+
+    assert responses.last()["Status"] == "SUCCESS", responses.last()["Reason"]
+    assert tag not in domain_tags(client, domain_id)
+    ours = version.arns["JupyterServer"]
+    server = settings_of(client, domain_id)["DefaultUserSettings"][
+        "JupyterServerAppSettings"
+    ]
+    assert server["LifecycleConfigArns"] == [autoshutdown, ours, manual]
+
+    run(handler_module, event("Delete", responses, version))
+
+    assert responses.last()["Status"] == "SUCCESS", responses.last()["Reason"]
+    server = settings_of(client, domain_id)["DefaultUserSettings"][
+        "JupyterServerAppSettings"
+    ]
+    assert server["DefaultResourceSpec"]["LifecycleConfigArn"] == manual
+    assert server["LifecycleConfigArns"] == [autoshutdown, manual]
+
+
+def fail_update_of(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch, domain_id: str
+) -> Any:
+    """Make the UpdateDomain call for domain_id fail; return the original apply."""
+    apply = module.Domains.apply
+
+    def failing_apply(self: Any, change: Any) -> None:
+        if change.domain_id == domain_id:
+            sagemaker.inject_error("UpdateDomain", "ValidationException", "injected")
+        apply(self, change)
+
+    monkeypatch.setattr(module.Domains, "apply", failing_apply)
+    return apply
+
+
+def test_rollback_after_aws_error(
+    handler_module: ModuleType,
+    responses: Responses,
+    client: Any,
+    execution_role: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    domain_ids = sorted(create_domain(client, execution_role) for _ in range(3))
+    first = create_version(client)
+    second = create_version(client, strict=True)
+    created = event("Create", responses, first)
+    run(handler_module, created)
+    assert responses.last()["Status"] == "SUCCESS", responses.last()["Reason"]
+    manual = create_lcc(client, "manual-setup", "JupyterServer")
+    choose_default_by_hand(client, domain_ids[0], "JupyterServer", manual)
+    apply = fail_update_of(handler_module, monkeypatch, domain_ids[1])
+
+    updated = event("Update", responses, second, old=created["ResourceProperties"])
+    run(handler_module, updated)
+
+    response = responses.last()
+    reason = response["Reason"]
+    assert response["Status"] == "FAILED"
+    assert f"AWS call failed on domain {domain_ids[1]} while updating it" in reason
+    assert "UpdateDomain operation: injected" in reason
+    assert f"Already updated: {domain_ids[0]}." in reason
+    assert f"Not reached: {domain_ids[2]}." in reason
+    assert reason.endswith(f"(log stream {LambdaContext.log_stream_name})")
+    server = settings_of(client, domain_ids[0])["DefaultUserSettings"][
+        "JupyterServerAppSettings"
+    ]
+    assert server["LifecycleConfigArns"] == [second.arns["JupyterServer"], manual]
+
+    monkeypatch.setattr(handler_module.Domains, "apply", apply)
+    rollback = event("Update", responses, first, old=updated["ResourceProperties"])
+    run(handler_module, rollback)
+
+    response = responses.last()
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    for domain_id in domain_ids:
+        text = json.dumps(settings_of(client, domain_id))
+        for arn in second.arns.values():
+            assert arn not in text, domain_id
+        for arn in first.arns.values():
+            assert arn in text, domain_id
+    server = settings_of(client, domain_ids[0])["DefaultUserSettings"][
+        "JupyterServerAppSettings"
+    ]
+    assert server["DefaultResourceSpec"]["LifecycleConfigArn"] == manual
+
+
+def test_conflicts_name_every_domain(
+    handler_module: ModuleType,
+    responses: Responses,
+    client: Any,
+    execution_role: str,
+) -> None:
+    manual = create_lcc(client, "manual-setup", "JupyterServer")
+    conflicting = {
+        "JupyterServerAppSettings": {
+            "DefaultResourceSpec": {
+                "InstanceType": "system",
+                "LifecycleConfigArn": manual,
+            },
+            "LifecycleConfigArns": [manual],
+        }
+    }
+    domain_ids = sorted(
+        create_domain(client, execution_role, **conflicting) for _ in range(4)
+    )
+    version = create_version(client)
+
+    run(handler_module, event("Create", responses, version))
+
+    reason = responses.last()["Reason"]
+    assert responses.last()["Status"] == "FAILED"
+    for domain_id in domain_ids:
+        assert f"domain {domain_id}: DefaultUserSettings JupyterServer" in reason
+    assert "ReplaceDefault" in reason
+    assert reason.endswith(f"(log stream {LambdaContext.log_stream_name})")
+
+
+def test_long_conflict_reason_keeps_log_stream(
+    handler_module: ModuleType,
+    responses: Responses,
+    client: Any,
+    execution_role: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manual = create_lcc(client, "manual-setup", "JupyterServer")
+    conflicting = {
+        "JupyterServerAppSettings": {
+            "DefaultResourceSpec": {
+                "InstanceType": "system",
+                "LifecycleConfigArn": manual,
+            },
+            "LifecycleConfigArns": [manual],
+        }
+    }
+    domain_ids = sorted(
+        create_domain(client, execution_role, **conflicting) for _ in range(4)
+    )
+    version = create_version(client)
+    limit = 650
+    monkeypatch.setattr(handler_module, "RESPONSE_BODY_LIMIT", limit)
+
+    run(handler_module, event("Create", responses, version))
+
+    response = responses.last()
+    reason = response["Reason"]
+    body = json.dumps(response).encode()
+    assert response["Status"] == "FAILED"
+    assert len(body) <= limit
+    assert reason.startswith("nothing was changed")
+    assert f"domain {domain_ids[0]}:" in reason
+    assert f"domain {domain_ids[-1]}:" not in reason
+    assert re.search(r"\.\.\. and [1-3] more domains?\.", reason), reason
+    assert "ReplaceDefault" in reason
+    assert reason.endswith(f"(log stream {LambdaContext.log_stream_name})")
+
+
+@pytest.mark.parametrize("budget", [120, 200, 1000])
+def test_fit_reason_keeps_suffix(budget: int) -> None:
+    details = [f"domain d-{i:012d}: default ünïcödé-{i} is not ours" for i in range(40)]
+    error = HandlerError("nothing was changed", details, "Set ReplaceDefault")
+    suffix = " (log stream 2025/01/01/[$LATEST]0123456789abcdef)"
+
+    reason = fit_reason(error, suffix, budget)
+
+    assert len(json.dumps(reason)) - 2 <= budget
+    assert reason.endswith(suffix)
+    assert reason.startswith("nothing was")
+
+
+def test_fit_reason_cuts_long_summary() -> None:
+    error = HandlerError(
+        "AWS call failed on domain d-1 while updating it: " + "x" * 5000
+    )
+
+    reason = fit_reason(error, " (log stream s)", 300)
+
+    assert len(json.dumps(reason)) - 2 <= 300
+    assert reason.startswith("AWS call failed on domain d-1")
+    assert " ... " in reason
+    assert reason.endswith(" (log stream s)")
