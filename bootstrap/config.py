@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -63,6 +64,8 @@ MAX_PATH_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
 # sts:ExternalId values: 2 to 1224 of letters, digits and +=,.@:/-_.
 EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9_+=,.@:/-]{2,1224}\Z")
+# AWS Organizations ids, as aws:PrincipalOrgID carries them.
+ORGANIZATION_ID_RE = re.compile(r"o-[a-z0-9]{10,32}\Z")
 # A permissions boundary: a managed policy ARN, or a policy name with an
 # optional path, which names the policy of that name in each role's account.
 POLICY_ARN_RE = re.compile(
@@ -105,11 +108,28 @@ WHEEL_RE = re.compile(
     r"(?P<name>git_remote_codecommit)-(?P<version>[0-9][A-Za-z0-9.+!]*)"
     r"(?:-[0-9][A-Za-z0-9_.]*)?-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+\.whl\Z"
 )
-# Where the lifecycle script can install git-remote-codecommit from, when the
-# image does not have it: a folder of wheels in the home, the wheel that
-# register uploads to S3, a private package index, or PyPI.
+# The sources of git-remote-codecommit for images without it: a folder of
+# wheels in the home, the wheel that register uploads to S3, a private
+# package index, and PyPI.
 HELPER_SOURCES = ("wheelhouse", "s3", "index", "pypi")
 DEFAULT_KEY_PREFIX = "studio-bootstrap/"
+# CodeArtifact names, as botocore 1.43's service model (codeartifact
+# 2018-09-22) constrains DomainName and RepositoryName.
+CODEARTIFACT_DOMAIN_RE = re.compile(r"[a-z][a-z0-9-]{0,48}[a-z0-9]\Z")
+CODEARTIFACT_REPOSITORY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,99}\Z")
+# CodeArtifact PyPI index URLs name the domain, its owner and the region in
+# one of two forms (CodeArtifact User Guide, "Use CodeArtifact from a VPC"):
+#   https://DOMAIN-OWNER.d.codeartifact.REGION.amazonaws.com/pypi/REPO/simple/
+#   https://VPCE.d.codeartifact.REGION.vpce.amazonaws.com/pypi/d/DOMAIN-OWNER/REPO/simple/
+# The second is the repositories VPC endpoint without private DNS.
+_CODEARTIFACT_NAME = r"(?P<domain>[a-z][a-z0-9-]{0,48}[a-z0-9])-(?P<owner>[0-9]{12})"
+CODEARTIFACT_HOST_RE = re.compile(
+    rf"(?:{_CODEARTIFACT_NAME}|[A-Za-z0-9-]+)\.d\.codeartifact\.(?P<region>[a-z0-9-]+)"
+    r"\.(?:vpce\.)?amazonaws\.com(?:\.cn)?(?::[0-9]+)?\Z"
+)
+CODEARTIFACT_PATH_RE = re.compile(
+    rf"/pypi/(?:d/{_CODEARTIFACT_NAME}/)?(?P<repository>[^/]+)/simple/?\Z"
+)
 
 
 @dataclass(frozen=True)
@@ -135,7 +155,7 @@ class Domain:
 
 @dataclass(frozen=True)
 class Network:
-    """How the lifecycle script reaches AWS from a VPC without internet.
+    """The endpoints that the lifecycle script uses in a VPC without internet.
 
     ``git_endpoints`` maps a region to the host (and port) of its CodeCommit
     Git endpoint; the endpoint URLs replace the public STS and S3 endpoints.
@@ -144,15 +164,17 @@ class Network:
     git_endpoints: tuple[tuple[str, str], ...] = ()
     sts_endpoint_url: str | None = None
     s3_endpoint_url: str | None = None
+    # The CodeArtifact API endpoint, for GetAuthorizationToken.
+    codeartifact_endpoint_url: str | None = None
 
     def git_endpoint(self, region: str) -> str | None:
-        """The Git endpoint host of a region, or None for the public one."""
+        """Return the Git endpoint host of a region, or None for the public one."""
         return dict(self.git_endpoints).get(region)
 
 
 @dataclass(frozen=True)
 class Helper:
-    """Where the lifecycle script installs git-remote-codecommit from.
+    """The sources from which the lifecycle script installs git-remote-codecommit.
 
     The script first uses a copy on PATH, then tries ``sources`` in order.
     """
@@ -169,6 +191,28 @@ class Helper:
     index_url: str | None = None
     # A folder of wheels: relative to the home, or absolute.
     wheelhouse: str | None = None
+    # The CodeArtifact domain behind index_url, its owner account and region.
+    # Taken from index_url's host when it is CodeArtifact's public name;
+    # a set field replaces what the host says. The script then gets an
+    # authorization token for the index.
+    codeartifact_domain: str | None = None
+    codeartifact_owner: str | None = None
+    codeartifact_region: str | None = None
+
+    @property
+    def codeartifact(self) -> bool:
+        """Whether the "index" source is a CodeArtifact repository."""
+        return "index" in self.sources and self.codeartifact_domain is not None
+
+    @property
+    def codeartifact_repository(self) -> str | None:
+        """The CodeArtifact repository that index_url names, if its path does."""
+        match = URL_RE.match(self.index_url or "")
+        path = CODEARTIFACT_PATH_RE.match(match["path"] or "") if match else None
+        if path is None:
+            return None
+        repository = path["repository"]
+        return repository if CODEARTIFACT_REPOSITORY_RE.match(repository) else None
 
     @property
     def wheel_name(self) -> str | None:
@@ -200,6 +244,9 @@ class IamSettings:
     source_identity: str | bool = "auto"
     permissions_boundary: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    # Trust the execution roles' names in every account of this organization,
+    # rather than the listed ARNs alone.
+    organization_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -264,7 +311,7 @@ class Rollout:
         return len(self.configs) > 1
 
     def select(self, names: list[str] | None) -> tuple[Config, ...]:
-        """The domains named by label or id, in config order; all for None."""
+        """Return the domains named by label or id, in config order; all for None."""
         if not names:
             return self.configs
         known = {c.domain.label for c in self.configs} | {
@@ -412,6 +459,7 @@ class _Checker:
             if config is not None:
                 configs.append(config)
         self.unique_domains(configs)
+        self.shared_wheels(configs)
         if prefix is None or app_types is None or iam is None:
             return None
         if not isinstance(strict, bool) or len(configs) != len(tables) or not tables:
@@ -521,6 +569,24 @@ class _Checker:
                 self.fail(f"domains[{index}].id", rule, domain.id)
             places.setdefault(place, index)
 
+    def shared_wheels(self, configs: list[Config]) -> None:
+        """Require one wheel per S3 object: each domain's script checks its sha256."""
+        seen: dict[tuple[str, str], tuple[int, str]] = {}
+        for index, config in enumerate(configs):
+            helper = config.helper
+            if "s3" not in helper.sources or not helper.bucket or not helper.key:
+                continue
+            place = (helper.bucket, helper.key)
+            digest = wheel_sha256(helper) or ""
+            other, other_digest = seen.setdefault(place, (index, digest))
+            if other_digest != digest:
+                rule = (
+                    f"s3://{place[0]}/{place[1]} is also the wheel of "
+                    f"domains[{other}], with other bytes; use the same wheel, or "
+                    "another bucket or key_prefix"
+                )
+                self.fail(f"domains[{index}].helper.wheel", rule, helper.wheel)
+
     def domain(self, table: object, at: str) -> Domain | None:
         if not isinstance(table, dict):
             self.fail(at, "missing table with id and region", table)
@@ -579,6 +645,7 @@ class _Checker:
             self.fail("iam", "must be a table", table)
             return None
         allowed = {"external_id", "source_identity", "permissions_boundary", "tags"}
+        allowed.add("organization_id")
         self.unknown_keys(table, allowed, "iam")
         issues_before = len(self.issues)
         external_id = None
@@ -594,9 +661,14 @@ class _Checker:
                 table, "permissions_boundary", "iam", _check_permissions_boundary
             )
         tags = self.tags(table.get("tags", {}))
+        organization = None
+        if "organization_id" in table:
+            organization = self.string(
+                table, "organization_id", "iam", _check_organization_id
+            )
         if len(self.issues) > issues_before or tags is None:
             return None
-        return IamSettings(external_id, source_identity, boundary, tags)
+        return IamSettings(external_id, source_identity, boundary, tags, organization)
 
     def tags(self, table: object) -> tuple[tuple[str, str], ...] | None:
         if not isinstance(table, dict):
@@ -656,15 +728,19 @@ class _Checker:
         if not isinstance(table, dict):
             self.fail(at, "must be a table", table)
             return None
-        allowed = {"git_endpoints", "sts_endpoint_url", "s3_endpoint_url"}
-        self.unknown_keys(table, allowed, at)
+        endpoint_urls = (
+            "sts_endpoint_url",
+            "s3_endpoint_url",
+            "codeartifact_endpoint_url",
+        )
+        self.unknown_keys(table, {"git_endpoints", *endpoint_urls}, at)
         issues_before = len(self.issues)
         fields: dict[str, Any] = {}
         if "git_endpoints" in table:
             fields["git_endpoints"] = self.git_endpoints(
                 table["git_endpoints"], f"{at}.git_endpoints"
             )
-        for key in ("sts_endpoint_url", "s3_endpoint_url"):
+        for key in endpoint_urls:
             if key in table:
                 fields[key] = self.string(table, key, at, _check_endpoint_url)
         if len(self.issues) > issues_before:
@@ -699,6 +775,9 @@ class _Checker:
             "index_url": _check_endpoint_url,
             "wheelhouse": _check_wheelhouse,
             "wheel": self.check_wheel,
+            "codeartifact_domain": _check_codeartifact_domain,
+            "codeartifact_owner": _check_account,
+            "codeartifact_region": _check_region,
         }
         self.unknown_keys(table, {"sources", *checks}, at)
         issues_before = len(self.issues)
@@ -729,7 +808,9 @@ class _Checker:
 
     def helper(self, fields: dict[str, Any], at: str, region: str) -> Helper | None:
         """Build the helper settings of a domain and check what each source needs."""
-        helper = Helper(**{"bucket_region": region, **fields})
+        fields = {"bucket_region": region, **fields}
+        fields.update(self.codeartifact(fields, at, region))
+        helper = Helper(**fields)
         needs = {
             "s3": ("bucket", "wheel"),
             "index": ("index_url",),
@@ -745,16 +826,66 @@ class _Checker:
             return None
         return helper
 
+    def codeartifact(
+        self, fields: dict[str, Any], at: str, region: str
+    ) -> dict[str, str]:
+        """Return the CodeArtifact domain, owner and region of the index.
+
+        Each comes from its field, else from index_url when that is a
+        CodeArtifact URL (see CODEARTIFACT_HOST_RE). The region falls back
+        to the domain's. Without a CodeArtifact domain, the index is a
+        plain one and nothing is returned.
+        """
+        match = URL_RE.match(fields.get("index_url") or "")
+        host = CODEARTIFACT_HOST_RE.match(match["host"]) if match else None
+        path = CODEARTIFACT_PATH_RE.match(match["path"] or "") if match else None
+        resolved: dict[str, str] = {}
+        if host is not None:
+            resolved["codeartifact_region"] = host["region"]
+            named = host if host["domain"] else path
+            if named is not None and named["domain"]:
+                resolved["codeartifact_domain"] = named["domain"]
+                resolved["codeartifact_owner"] = named["owner"]
+        for key in ("codeartifact_domain", "codeartifact_owner", "codeartifact_region"):
+            if fields.get(key) is not None:
+                resolved[key] = fields[key]
+        if resolved.get("codeartifact_domain") is None:
+            if resolved.get("codeartifact_owner") is not None:
+                rule = (
+                    "required with codeartifact_owner unless index_url is a "
+                    "CodeArtifact URL that names the domain"
+                )
+                self.fail(f"{at}.codeartifact_domain", rule, None)
+            return {}
+        if resolved.get("codeartifact_owner") is None:
+            rule = (
+                "required with codeartifact_domain unless index_url is a "
+                "CodeArtifact URL that names the owner"
+            )
+            self.fail(f"{at}.codeartifact_owner", rule, None)
+            return {}
+        resolved.setdefault("codeartifact_region", region)
+        return resolved
+
     def check_wheel(self, value: str) -> str | None:
-        """A local wheel of git-remote-codecommit, relative to the config."""
-        if WHEEL_RE.match(PurePosixPath(value).name) is None:
+        """Check a local wheel of git-remote-codecommit, relative to the config.
+
+        register uploads the file and the script installs it, so its content
+        is checked too: a zip archive whose metadata names the distribution
+        and version of its file name.
+        """
+        match = WHEEL_RE.match(PurePosixPath(value).name)
+        if match is None:
             return (
                 "must be a wheel of git-remote-codecommit, such as "
                 "wheels/git_remote_codecommit-1.17-py3-none-any.whl"
             )
-        if not (self.base / value).is_file():
+        path = self.base / value
+        if not path.exists():
             return f"file not found (relative paths start at {self.base})"
-        return None
+        if not path.is_file():
+            return "must be a file, not a folder or a device"
+        return _check_wheel_content(path, match["version"])
 
     def app_types(self, value: object) -> tuple[str, ...] | None:
         if not isinstance(value, list) or not value:
@@ -915,6 +1046,29 @@ def _check_admin_profile(value: str) -> str | None:
     return None
 
 
+def _check_wheel_content(path: Path, version: str) -> str | None:
+    """Check that a wheel holds git-remote-codecommit of its file name's version."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            metadata = [n for n in names if n.endswith(".dist-info/METADATA")]
+            if len(metadata) != 1 or "git_remote_codecommit/__init__.py" not in names:
+                return (
+                    "must be a wheel of git-remote-codecommit (its files are missing)"
+                )
+            text = archive.read(metadata[0]).decode("utf-8", errors="replace")
+    except (OSError, zipfile.BadZipFile) as exc:
+        return f"must be a wheel, a zip archive ({exc})"
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    if fields.get("Name", "").lower().replace("_", "-") != "git-remote-codecommit":
+        return f"metadata names {fields.get('Name')!r}, not git-remote-codecommit"
+    if fields.get("Version") != version:
+        return (
+            f"metadata says version {fields.get('Version')!r}, the file name {version}"
+        )
+    return None
+
+
 def _check_host(value: str) -> str | None:
     match = HOST_RE.match(value)
     if match is None:
@@ -925,13 +1079,20 @@ def _check_host(value: str) -> str | None:
 
 
 def _check_endpoint_url(value: str) -> str | None:
+    scheme, separator, rest = value.partition("://")
+    if not separator or scheme not in ("https", "http"):
+        return "must start with https:// (http:// only for 127.0.0.1 or localhost)"
+    if any(c in rest for c in "?#"):
+        return "must not contain a query or fragment"
+    host = rest.split("/", 1)[0]
+    if "@" in host:
+        return "must not contain credentials"
     match = URL_RE.match(value)
-    rule = "must be an https:// URL (http:// only for 127.0.0.1 or localhost)"
-    if match is None or _check_host(match["host"]) is not None:
-        return rule
-    host = match["host"].split(":")[0]
-    if match["scheme"] == "http" and host not in LOOPBACK_HOSTS:
-        return rule
+    rule = _check_host(host)
+    if match is None or rule is not None:
+        return rule or "must be an https:// URL of a host and an optional path"
+    if scheme == "http" and host.split(":")[0] not in LOOPBACK_HOSTS:
+        return "must use https:// (http:// only for 127.0.0.1 or localhost)"
     return None
 
 
@@ -941,12 +1102,27 @@ def _check_bucket(value: str) -> str | None:
             "must be an S3 bucket name: 3 to 63 of lowercase letters, "
             "digits, '.' and '-'"
         )
+    if re.fullmatch(r"[0-9]+(\.[0-9]+){3}", value):
+        return "must not be formatted as an IP address"
+    if value.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3")):
+        return "must not end in a suffix that S3 reserves for access points"
     return None
 
 
 def _check_key_prefix(value: str) -> str | None:
     if len(value) > 512 or KEY_PREFIX_RE.match(value) is None:
         return "must be empty or end in '/', with letters, digits and !_.*'()- between"
+    if any(part in (".", "..") for part in value.split("/")):
+        return "must not contain '.' or '..' components"
+    return None
+
+
+def _check_codeartifact_domain(value: str) -> str | None:
+    if CODEARTIFACT_DOMAIN_RE.match(value) is None:
+        return (
+            "must be a CodeArtifact domain name: 2 to 50 lowercase letters, "
+            "digits and '-', starting with a letter"
+        )
     return None
 
 
@@ -1012,6 +1188,12 @@ def _check_profile(value: str) -> str | None:
 def _check_external_id(value: str) -> str | None:
     if EXTERNAL_ID_RE.match(value) is None:
         return "must be 2 to 1224 of letters, digits and +=,.@:/-_"
+    return None
+
+
+def _check_organization_id(value: str) -> str | None:
+    if ORGANIZATION_ID_RE.match(value) is None:
+        return "must be an organization id: o- and 10 to 32 lowercase letters or digits"
     return None
 
 

@@ -31,6 +31,7 @@ from bootstrap.policy import (
     Request,
     admits_whole_account,
     evaluate,
+    limits_principal_arn,
     parse_document,
     principal_matches,
     statements,
@@ -184,11 +185,19 @@ class Doctor:
     def check_trust(self, facts: RoleFacts, execution_role: str) -> Check:
         subject = f"role {facts.arn}"
         external_id = self.config.iam.external_id
+        context = {"aws:PrincipalArn": execution_role}
+        if external_id:
+            context["sts:ExternalId"] = external_id
+        # NOTE: the organization is the config's; whether account B belongs
+        # to it is not read from AWS Organizations.
+        organization = self.config.iam.organization_id
+        if organization:
+            context["aws:PrincipalOrgID"] = organization
         request = Request(
             "sts:AssumeRole",
             facts.arn,
             principal=execution_role,
-            context={"sts:ExternalId": external_id} if external_id else {},
+            context=context,
             known_absent=frozenset() if external_id else frozenset({"sts:ExternalId"}),
         )
         decision = evaluate([("trust policy", facts.trust)], request)
@@ -204,6 +213,7 @@ class Doctor:
                 s
                 for s in statements(facts.trust)
                 if admits_whole_account(s, _account_of(execution_role))
+                and not limits_principal_arn(s)
             ]
             if whole:
                 return Check(

@@ -330,31 +330,59 @@ def _role_properties(
 
 
 def trust_policy(config: Config, chain: Chain) -> dict[str, Any]:
-    """Admit exactly the execution roles, with the external id when set."""
+    """Admit exactly the execution roles, with the external id when set.
+
+    With ``iam.organization_id``, the trust admits a role of the same path
+    and name in every account of the organization, so that domain accounts
+    that join later need no change in account A.
+    """
+    organization = config.iam.organization_id
+    principal: dict[str, Any] = {"AWS": list(chain.execution_roles)}
+    scope: dict[str, Any] = {}
+    if organization:
+        principal = {"AWS": "*"}
+        scope = {
+            "StringEquals": {"aws:PrincipalOrgID": organization},
+            "ArnLike": {"aws:PrincipalArn": organization_patterns(chain)},
+        }
     assume: dict[str, Any] = {
         "Sid": "AssumeFromStudioExecutionRoles",
         "Effect": "Allow",
-        "Principal": {"AWS": list(chain.execution_roles)},
+        "Principal": principal,
         "Action": "sts:AssumeRole",
     }
+    conditions = {key: dict(value) for key, value in scope.items()}
     if config.iam.external_id:
-        assume["Condition"] = {
-            "StringEquals": {"sts:ExternalId": config.iam.external_id}
-        }
+        equals = conditions.setdefault("StringEquals", {})
+        equals["sts:ExternalId"] = config.iam.external_id
+    if conditions:
+        assume["Condition"] = conditions
     statements = [assume]
     if chain.source_identity:
         # NOTE: unverified whether Studio sessions of a domain with
         # ExecutionRoleIdentityConfig carry a source identity into the
         # chained session. When they do, IAM requires this permission.
-        statements.append(
-            {
-                "Sid": "KeepSourceIdentityOfStudioUsers",
-                "Effect": "Allow",
-                "Principal": {"AWS": list(chain.execution_roles)},
-                "Action": "sts:SetSourceIdentity",
-            }
-        )
+        keep: dict[str, Any] = {
+            "Sid": "KeepSourceIdentityOfStudioUsers",
+            "Effect": "Allow",
+            "Principal": principal,
+            "Action": "sts:SetSourceIdentity",
+        }
+        if scope:
+            keep["Condition"] = scope
+        statements.append(keep)
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def organization_patterns(chain: Chain) -> list[str]:
+    """Turn each execution role ARN into a pattern for any account."""
+    patterns = []
+    for arn in chain.execution_roles:
+        parts = _role_parts(arn)
+        pattern = f"arn:{parts['partition']}:iam::*:role/{parts['path']}{parts['name']}"
+        if pattern not in patterns:
+            patterns.append(pattern)
+    return patterns
 
 
 def access_policy(role: Role) -> dict[str, Any]:
@@ -419,6 +447,7 @@ def execution_template(config: Config, chain: Chain, roles: list[Role]) -> Templ
     if helper:
         # The lifecycle script fetches the wheel with the execution role.
         statements.append(_allow("ReadHelperWheel", HELPER_READ_ACTIONS, [helper[1]]))
+    statements += codeartifact_statements(config, chain.partition)
     resources = {
         "AssumeRepositoryRoles": {
             "Type": "AWS::IAM::Policy",
@@ -582,6 +611,47 @@ def helper_wheel_arns(config: Config, partition: str) -> tuple[str, str] | None:
     # so it becomes the policy variable ${*}, which IAM reads as a literal '*'.
     key = str(helper.key).replace("*", "${*}")
     return bucket_arn, f"{bucket_arn}/{key}"
+
+
+def codeartifact_statements(config: Config, partition: str) -> list[dict[str, Any]]:
+    """Let the execution roles read the CodeArtifact index of the helper.
+
+    GetAuthorizationToken also needs sts:GetServiceBearerToken, which
+    CodeArtifact's policy examples allow on "*" when sts:AWSServiceName is
+    codeartifact.amazonaws.com. ReadFromRepository is granted only when
+    index_url names the repository.
+    """
+    helper = config.helper
+    if not helper.codeartifact:
+        return []
+    prefix = (
+        f"arn:{partition}:codeartifact:{helper.codeartifact_region}:"
+        f"{helper.codeartifact_owner}"
+    )
+    statements = [
+        _allow(
+            "GetCodeArtifactToken",
+            ["codeartifact:GetAuthorizationToken"],
+            [f"{prefix}:domain/{helper.codeartifact_domain}"],
+        ),
+        {
+            **_allow(
+                "GetCodeArtifactBearerToken", ["sts:GetServiceBearerToken"], ["*"]
+            ),
+            "Condition": {
+                "StringEquals": {"sts:AWSServiceName": "codeartifact.amazonaws.com"}
+            },
+        },
+    ]
+    repository = helper.codeartifact_repository
+    if repository is not None:
+        arn = f"{prefix}:repository/{helper.codeartifact_domain}/{repository}"
+        statements.append(
+            _allow(
+                "ReadCodeArtifactRepository", ["codeartifact:ReadFromRepository"], [arn]
+            )
+        )
+    return statements
 
 
 def _allow(sid: str, actions: Iterable[str], resources: list[str]) -> dict[str, Any]:

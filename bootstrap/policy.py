@@ -178,6 +178,24 @@ def principal_matches(statement: Mapping[str, Any], principal: str) -> bool:
     return False
 
 
+def limits_principal_arn(statement: Mapping[str, Any]) -> bool:
+    """Return whether a statement's conditions name the principal's ARN.
+
+    Such a statement admits named roles even when its Principal is "*" or a
+    whole account, as trusts scoped to an organization are.
+    """
+    conditions = statement.get("Condition") or {}
+    if not isinstance(conditions, Mapping):
+        return False
+    return any(
+        isinstance(keys, Mapping)
+        and operator.removesuffix("IfExists")
+        in ("ArnEquals", "ArnLike", "StringEquals", "StringLike")
+        and any(key.lower() == "aws:principalarn" for key in keys)
+        for operator, keys in conditions.items()
+    )
+
+
 def admits_whole_account(statement: Mapping[str, Any], account: str) -> bool:
     """Return whether a trust statement admits a whole account or everyone."""
     given = statement.get("Principal")

@@ -242,12 +242,25 @@ def helper_context(helper: Helper, network: Network) -> dict[str, Any]:
     sources = helper.sources
     context: dict[str, Any] = {
         "sources": list(sources),
+        # The AWS CLI has no wheel in S3, and installs from pip's own index
+        # when s3 is the only source.
+        "cli_sources": [s for s in sources if s != "s3"] or ["pypi"],
         "pin": f"=={helper.version}" if helper.version else "",
+        "codeartifact": helper.codeartifact,
     }
     if "wheelhouse" in sources:
         context["wheelhouse"] = helper.wheelhouse
     if "index" in sources:
         context["index_url"] = helper.index_url
+    if helper.codeartifact:
+        # The script puts aws:TOKEN@ between the scheme and the rest of the URL.
+        scheme, _, rest = str(helper.index_url).partition("://")
+        context["index_scheme"] = scheme
+        context["index_rest"] = rest
+        context["codeartifact_domain"] = helper.codeartifact_domain
+        context["codeartifact_owner"] = helper.codeartifact_owner
+        context["codeartifact_region"] = helper.codeartifact_region
+        context["codeartifact_endpoint_url"] = network.codeartifact_endpoint_url or ""
     if "s3" in sources:
         context["bucket"] = helper.bucket
         context["bucket_region"] = helper.bucket_region

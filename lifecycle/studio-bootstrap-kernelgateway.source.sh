@@ -179,7 +179,7 @@ sb_program() {
   local functions=()
   mapfile -t functions < <(compgen -A function sb_)
   printf '#!/bin/bash\n'
-  printf '# Written by the studio-bootstrap lifecycle script at each app start.\n'
+  printf '# Written by studio-bootstrap at each app start.\n'
   printf 'set -u -o pipefail\n'
   declare -p SB_VERSION SB_APP_TYPE SB_NAMES SB_REGIONS SB_PROFILES SB_PATHS \
     SB_BRANCHES SB_TRANSPORTS SB_FALLBACKS SB_DEADLINE SB_CLONE_TIMEOUT \
@@ -309,7 +309,7 @@ sb_sync_main() {
   trap 'exit 143' TERM INT HUP
   if [[ -z ${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI:-}${AWS_CONTAINER_CREDENTIALS_FULL_URI:-} ]]; then
     sb_log "neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor" \
-      "AWS_CONTAINER_CREDENTIALS_FULL_URI is set: nothing synced"
+      "AWS_CONTAINER_CREDENTIALS_FULL_URI is set: repositories not synced"
     return 0
   fi
   for i in "${!SB_NAMES[@]}"; do
@@ -460,10 +460,10 @@ sb_git() {
 
 # Removes credentials, tokens and signatures from text before it is logged.
 sb_redact() {
-  sed -E -e 's#(https?://)[^/@[:space:]]+@#\1***@#g' \
-    -e 's/(A[SK]IA|ASCA|AROA)[A-Z0-9]{12,}/\1****/g' \
-    -e 's/[0-9]{8}T[0-9]{6}Z[0-9a-f]{64}/****/g' -e 's/[0-9a-f]{64}/****/g' \
-    -e 's#(Token|token|Signature|signature|password|Password)[=:][^[:space:]&]+#\1=****#g'
+  sed -E 's#(https?://)[^/@[:space:]]+@#\1***@#g
+s/(A[SK]IA|ASCA|AROA)[A-Z0-9]{12,}/\1****/g
+s/([0-9]{8}T[0-9]{6}Z)?[0-9a-f]{64}/****/g
+s#([Tt]oken|[Ss]ignature|[Pp]assword)[=:][^[:space:]&]+#\1=****#g'
 }
 
 # Runs a command again with backoff while it fails, within the attempts and
@@ -489,7 +489,8 @@ sb_retry() {
 
 # Makes a command available, installing its package once into
 # ~/.studio-bootstrap/lib when it is not on PATH. git-remote-codecommit comes
-# from the configured sources, tried in order, and the AWS CLI from pip's index.
+# from the configured sources, tried in order, and the AWS CLI from the same
+# sources except s3, which carries only git-remote-codecommit.
 sb_ensure_tool() {
   local command=$1 package=$2 module=$3 lib="$SB_DIR/lib/$2" new source sources=(pypi) pin='' deps=()
   command -v "$command" >/dev/null && return 0
@@ -526,15 +527,15 @@ PYTHONPATH=\"\$lib\${PYTHONPATH:+:\$PYTHONPATH}\" exec python3 -c 'import sys; f
   return 1
 }
 
-# Runs a command bounded in time. On failure SB_ERROR is the last line of its
-# output, redacted.
+# Runs a command bounded in time and keeps its output in SB_OUTPUT. On
+# failure SB_ERROR is the last line of that output, redacted.
 sb_run() {
-  local seconds=$1 output rc
+  local seconds=$1 rc
   shift
-  output=$(timeout -k 10 "$seconds" "$@" 2>&1)
+  SB_OUTPUT=$(timeout -k 10 "$seconds" "$@" 2>&1)
   rc=$?
-  ((rc == 124 || rc == 137)) && output="timed out after ${seconds}s"
-  SB_ERROR=$(printf '%s\n' "$output" | sb_redact | tail -n 1)
+  ((rc == 124 || rc == 137)) && SB_OUTPUT="timed out after ${seconds}s"
+  ((rc == 0)) || SB_ERROR=$(printf '%s\n' "$SB_OUTPUT" | sb_redact | tail -n 1)
   return "$rc"
 }
 
@@ -846,7 +847,7 @@ sb_hook() {
 
 # Prints hook.sh: the repository paths and lock names, the hook, and a call.
 sb_hook_program() {
-  printf '# studio-bootstrap terminal hook, written at each app start.\n'
+  printf '# Written by studio-bootstrap at each app start.\n'
   printf 'SB_HOOK_PATHS=(%s)\n' "$(printf ' %q' "${SB_PATHS[@]}")"
   printf 'SB_HOOK_PROFILES=(%s)\n' "$(printf ' %q' "${SB_PROFILES[@]}")"
   declare -f sb_hook sb_spawn
@@ -987,8 +988,7 @@ sb_start_sync() {
   sb_write "$SB_DIR/hook.sh" 600 "$(sb_hook_program)" || return 1
   if [[ -z $creds ]]; then
     sb_log "neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor" \
-      "AWS_CONTAINER_CREDENTIALS_FULL_URI is set, so there are no execution" \
-      "role credentials: repositories not synced"
+      "AWS_CONTAINER_CREDENTIALS_FULL_URI is set: repositories not synced"
     return 0
   fi
   if [[ -n ${SB_SKIP_SYNC:-} ]]; then

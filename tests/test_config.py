@@ -13,6 +13,7 @@ import pytest
 from bootstrap.cli import main
 from bootstrap.config import load_config, parse_config, parse_rollout
 from bootstrap.errors import ConfigError
+from bootstrap.sandbox.helper_wheel import minimal_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bootstrap.example.toml"
@@ -319,11 +320,11 @@ def test_network_fields_are_checked(example_data: dict[str, Any]) -> None:
         for i in issues
     )
     assert any(
-        i.startswith("network.sts_endpoint_url: must be an https:// URL")
-        for i in issues
+        i.startswith("network.sts_endpoint_url: must use https://") for i in issues
     )
     assert any(
-        i.startswith("network.s3_endpoint_url: must be an https:// URL") for i in issues
+        i.startswith("network.s3_endpoint_url: must not contain credentials")
+        for i in issues
     )
 
 
@@ -364,9 +365,7 @@ def test_helper_wheel_must_exist_beside_the_config(
     with pytest.raises(ConfigError) as caught:
         parse_rollout(data, "test.toml", tmp_path)
     assert "file not found" in str(caught.value.issues[0])
-    wheel = tmp_path / "w" / "git_remote_codecommit-1.17-py3-none-any.whl"
-    wheel.parent.mkdir()
-    wheel.write_bytes(b"wheel")
+    wheel = minimal_wheel(tmp_path / "w")
     config = parse_rollout(data, "test.toml", tmp_path).configs[0]
     assert config.helper.wheel == str(wheel)
     assert (
@@ -393,3 +392,199 @@ def test_domain_helper_overrides_the_shared_one(example_data: dict[str, Any]) ->
     assert research.helper.sources == ("wheelhouse",)
     assert risk.helper.sources == ("index",)
     assert risk.helper.wheelhouse == "/opt/wheels"
+
+
+CODEARTIFACT_URL = (
+    "https://ml-tools-111122223333.d.codeartifact.eu-central-1.amazonaws.com"
+    "/pypi/python-mirror/simple/"
+)
+CODEARTIFACT_VPCE_URL = (
+    "https://vpce-0123456789abcdef0-abcdefgh.d.codeartifact.eu-west-1"
+    ".vpce.amazonaws.com/pypi/d/ml-tools-111122223333/python-mirror/simple/"
+)
+
+
+def test_codeartifact_from_public_host(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {"sources": ["index"], "index_url": CODEARTIFACT_URL}
+    helper = parse_config(data).helper
+    assert helper.codeartifact
+    assert helper.codeartifact_domain == "ml-tools"
+    assert helper.codeartifact_owner == "111122223333"
+    assert helper.codeartifact_region == "eu-central-1"
+    assert helper.codeartifact_repository == "python-mirror"
+
+
+def test_codeartifact_from_vpc_endpoint_path(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {"sources": ["index"], "index_url": CODEARTIFACT_VPCE_URL}
+    helper = parse_config(data).helper
+    assert helper.codeartifact_domain == "ml-tools"
+    assert helper.codeartifact_owner == "111122223333"
+    assert helper.codeartifact_region == "eu-west-1"
+    assert helper.codeartifact_repository == "python-mirror"
+
+
+def test_codeartifact_fields_replace_host(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {
+        "sources": ["index"],
+        "index_url": "http://127.0.0.1:8080/pypi/tools/simple/",
+        "codeartifact_domain": "local-tools",
+        "codeartifact_owner": "222222222222",
+    }
+    data["network"] = {"codeartifact_endpoint_url": "http://127.0.0.1:8081"}
+    config = parse_config(data)
+    assert config.helper.codeartifact
+    assert config.helper.codeartifact_region == "eu-west-1"
+    assert config.helper.codeartifact_repository == "tools"
+    assert config.network.codeartifact_endpoint_url == "http://127.0.0.1:8081"
+
+
+def test_plain_index_is_not_codeartifact(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {
+        "sources": ["index"],
+        "index_url": "https://pypi.internal/simple/",
+    }
+    assert not parse_config(data).helper.codeartifact
+
+
+def test_codeartifact_fields_are_checked(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {
+        "sources": ["index"],
+        "index_url": "https://pypi.internal/simple/",
+        "codeartifact_domain": "Bad_Domain",
+        "codeartifact_owner": "12345",
+        "codeartifact_region": "europe",
+    }
+    data["network"] = {"codeartifact_endpoint_url": "http://codeartifact.example.com"}
+    issues = rollout_issues(data)
+    assert any(
+        i.startswith("helper.codeartifact_domain: must be a CodeArtifact domain name")
+        for i in issues
+    ), issues
+    assert any(
+        i.startswith("helper.codeartifact_owner: must be an AWS account id")
+        for i in issues
+    ), issues
+    assert any(
+        i.startswith("helper.codeartifact_region: must be a region") for i in issues
+    ), issues
+    assert any(
+        i.startswith("network.codeartifact_endpoint_url: must use https://")
+        for i in issues
+    ), issues
+
+
+def test_codeartifact_domain_needs_owner(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {
+        "sources": ["index"],
+        "index_url": "https://pypi.internal/simple/",
+        "codeartifact_domain": "ml-tools",
+    }
+    issues = rollout_issues(data)
+    assert any(
+        i.startswith("helper.codeartifact_owner: required with codeartifact_domain")
+        for i in issues
+    ), issues
+    data["helper"] = {
+        "sources": ["index"],
+        "index_url": "https://pypi.internal/simple/",
+        "codeartifact_owner": "111122223333",
+    }
+    issues = rollout_issues(data)
+    assert any(
+        i.startswith("helper.codeartifact_domain: required with codeartifact_owner")
+        for i in issues
+    ), issues
+
+
+def s3_helper_data(example_data: dict[str, Any], wheel: Path) -> dict[str, Any]:
+    data = copy.deepcopy(example_data)
+    data["helper"] = {"sources": ["s3"], "bucket": "wheels", "wheel": str(wheel)}
+    return data
+
+
+def test_helper_wheel_content_is_checked(
+    example_data: dict[str, Any], tmp_path: Path
+) -> None:
+    name = "git_remote_codecommit-1.17-py3-none-any.whl"
+    text = tmp_path / "text" / name
+    text.parent.mkdir()
+    text.write_text("a private note\n")
+    assert (
+        "must be a wheel, a zip archive"
+        in rollout_issues(s3_helper_data(example_data, text))[0]
+    )
+    link = tmp_path / "link" / "git_remote_codecommit-1.18-py3-none-any.whl"
+    link.parent.mkdir()
+    link.symlink_to(minimal_wheel(tmp_path / "real"))
+    assert (
+        "metadata says version '1.17', the file name 1.18"
+        in rollout_issues(s3_helper_data(example_data, link))[0]
+    )
+    folder = tmp_path / "folder" / name
+    folder.mkdir(parents=True)
+    assert (
+        "must be a file, not a folder"
+        in rollout_issues(s3_helper_data(example_data, folder))[0]
+    )
+
+
+def test_domains_sharing_a_wheel_object_need_one_wheel(
+    example_data: dict[str, Any], tmp_path: Path
+) -> None:
+    first = minimal_wheel(tmp_path / "a", extra=b"one")
+    second = minimal_wheel(tmp_path / "b", extra=b"two")
+    data = domains_data(
+        example_data,
+        {
+            **FIRST,
+            "helper": {"sources": ["s3"], "bucket": "wheels", "wheel": str(first)},
+        },
+        {
+            **SECOND,
+            "helper": {"sources": ["s3"], "bucket": "wheels", "wheel": str(second)},
+        },
+    )
+    issues = rollout_issues(data)
+    assert issues[0].startswith(
+        "domains[1].helper.wheel: s3://wheels/studio-bootstrap/"
+        "git_remote_codecommit-1.17-py3-none-any.whl is also the wheel of domains[0]"
+    )
+    data["domains"][1]["helper"]["wheel"] = str(first)
+    assert len(parse_rollout(data).configs) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("https://user:secret@sts.example.com", "must not contain credentials"),
+        ("https://sts.example.com/?a=b", "must not contain a query or fragment"),
+        ("HTTPS://sts.example.com", "must start with https://"),
+        ("https://sts.example.com:99999", "port must be 1 to 65535"),
+        ("http://sts.example.com", "must use https://"),
+    ],
+)
+def test_endpoint_url_rules_are_named(
+    example_data: dict[str, Any], url: str, rule: str
+) -> None:
+    data = copy.deepcopy(example_data)
+    data["network"] = {"sts_endpoint_url": url}
+    issues = rollout_issues(data)
+    assert issues[0].startswith(f"network.sts_endpoint_url: {rule}"), issues
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("bucket", "192.168.1.1"), ("bucket", "wheels-s3alias"), ("key_prefix", "a/../")],
+)
+def test_s3_names_follow_s3_rules(
+    example_data: dict[str, Any], tmp_path: Path, field: str, value: str
+) -> None:
+    data = s3_helper_data(example_data, minimal_wheel(tmp_path))
+    data["helper"][field] = value
+    assert rollout_issues(data)[0].startswith(f"helper.{field}: must not")

@@ -11,7 +11,7 @@ import base64
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -409,6 +409,46 @@ def test_doctor_warns_whole_account_trust(
         f"WARN  role {chain.names.role_arn}: trust admits {chain.execution_role}" in out
     )
     assert "only by trusting its whole account" in out
+
+
+def test_doctor_admits_organization_trust(
+    chain: Chain, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    organization = "o-exampleorgid1"
+    name = chain.execution_role.rsplit("/", 1)[-1]
+    chain.iam_a.update_assume_role_policy(
+        RoleName=chain.names.role,
+        PolicyDocument=trust_of(
+            {"AWS": "*"},
+            Condition={
+                "StringEquals": {"aws:PrincipalOrgID": organization},
+                "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::*:role/{name}"},
+            },
+        ),
+    )
+    # Without the organization in the config, the check cannot decide.
+    code, out = doctor(chain, capsys)
+    assert code == 0, out
+    assert "only under conditions this check cannot evaluate" in out
+
+    data = {**chain.data, "iam": {**chain.data["iam"], "organization_id": organization}}
+    folder = tmp_path / "organization"
+    folder.mkdir()
+    configured = replace(chain, config=write_config(folder, data))
+    code, out = doctor(configured, capsys)
+    assert code == 0, out
+    assert (
+        f"OK    role {chain.names.role_arn}: trust admits {chain.execution_role}" in out
+    )
+    assert "whole account" not in out
+
+    # Another organization, or a role of another name, is not admitted.
+    other = {**data, "iam": {**data["iam"], "organization_id": "o-otherorgid22"}}
+    folder = tmp_path / "other"
+    folder.mkdir()
+    code, out = doctor(replace(chain, config=write_config(folder, other)), capsys)
+    assert code == 1, out
+    assert f"trust does not admit {chain.execution_role}" in out
 
 
 # --- policy evaluation ---------------------------------------------------------

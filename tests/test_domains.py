@@ -26,6 +26,7 @@ from test_register import (  # the fixtures are shared with these tests
 from bootstrap import studio
 from bootstrap.cli import main
 from bootstrap.sandbox import sagemaker
+from bootstrap.sandbox.helper_wheel import minimal_wheel
 from bootstrap.sandbox.stack import LocalStack
 
 __all__ = ["clean_sagemaker"]
@@ -307,8 +308,7 @@ def test_register_uploads_the_helper_wheel_and_unregister_removes_it(
     s3.create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
     )
-    wheel = tmp_path / "git_remote_codecommit-1.17-py3-none-any.whl"
-    wheel.write_bytes(b"a wheel's bytes")
+    wheel = minimal_wheel(tmp_path, extra=b"a wheel's bytes")
     path = tmp_path / "bootstrap.toml"
     path.write_text(
         "\n".join(
@@ -337,7 +337,7 @@ def test_register_uploads_the_helper_wheel_and_unregister_removes_it(
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
     assert cli(path, local_stack, "register") == 0
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"a wheel's bytes"
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == wheel.read_bytes()
     capsys.readouterr()
     assert cli(path, local_stack, "register") == 0
     assert "up to date" in capsys.readouterr().out

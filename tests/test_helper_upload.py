@@ -33,6 +33,7 @@ from bootstrap.helper_upload import (
     s3_client,
     wheel_sha256,
 )
+from bootstrap.sandbox.helper_wheel import minimal_wheel
 from bootstrap.sandbox.stack import LocalStack
 
 WHEEL_NAME = "git_remote_codecommit-1.17-py3-none-any.whl"
@@ -49,9 +50,7 @@ def new_bucket(stack: LocalStack, account: str = ACCOUNT_B) -> str:
 
 
 def write_wheel(folder: Path, content: bytes = b"wheel version one") -> Path:
-    path = folder / WHEEL_NAME
-    path.write_bytes(content)
-    return path
+    return minimal_wheel(folder, extra=content)
 
 
 def helper_config(
@@ -146,7 +145,7 @@ def test_changed_wheel_overwrites_ours(local_stack: LocalStack, tmp_path: Path) 
     first.apply(s3_of(local_stack))
     old_sha256 = wheel_sha256(wheel)
 
-    wheel.write_bytes(b"wheel version two")
+    write_wheel(tmp_path, b"wheel version two")
     s3 = s3_of(local_stack)
     plan = plan_upload(s3, config)
     assert plan is not None
@@ -155,7 +154,7 @@ def test_changed_wheel_overwrites_ours(local_stack: LocalStack, tmp_path: Path) 
     plan.apply(s3)
 
     stored = read_object(local_stack, bucket)
-    assert stored["body"] == b"wheel version two"
+    assert stored["body"] == wheel.read_bytes()
     assert stored["metadata"][SHA256_METADATA] == wheel_sha256(wheel)
     assert s3.counter.mutating == ["PutObject"]
 
@@ -223,7 +222,7 @@ def test_wheel_changed_after_plan(local_stack: LocalStack, tmp_path: Path) -> No
     s3 = s3_of(local_stack)
     plan = plan_upload(s3, helper_config(wheel, bucket))
     assert plan is not None
-    wheel.write_bytes(b"edited in between")
+    write_wheel(tmp_path, b"edited in between")
 
     with pytest.raises(BootstrapError, match="changed after the plan"):
         plan.apply(s3)

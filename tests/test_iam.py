@@ -44,6 +44,7 @@ from bootstrap.iam import Chain, Template, render_templates
 from bootstrap.render import aws_block, render_all
 from bootstrap.sandbox.errors import GitAuthenticationError
 from bootstrap.sandbox.git_auth import check_role_allows
+from bootstrap.sandbox.helper_wheel import minimal_wheel
 from bootstrap.sandbox.runner import (
     CAN_RUN_AS_STUDIO_USER,
     STUDIO_USER_SKIP_REASON,
@@ -58,6 +59,7 @@ __all__ = ["admin_profiles", "stacks"]  # fixtures used by name
 
 EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT_B}:role/StudioExecutionRole"
 PATH_ROLE = f"arn:aws:iam::{ACCOUNT_B}:role/service-role/AmazonSageMaker-Exec-1"
+ORGANIZATION = "o-exampleorgid1"
 SYNC_SECONDS = 90
 FORBIDDEN_IN_CONTRIBUTE = (
     "codecommit:DeleteRepository",
@@ -361,8 +363,7 @@ def test_admin_policy_covers_register() -> None:
 
 
 def s3_helper(folder: Path, key_prefix: str = "studio-bootstrap/") -> dict[str, Any]:
-    wheel = folder / "git_remote_codecommit-1.17-py3-none-any.whl"
-    wheel.write_bytes(b"wheel")
+    wheel = minimal_wheel(folder)
     data = example_data()
     data["helper"] = {
         "sources": ["s3"],
@@ -475,9 +476,17 @@ def test_render_is_deterministic() -> None:
 CFN_LINT = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
 
 
+def organization_options() -> dict[str, Any]:
+    data = full_options()
+    data["iam"]["organization_id"] = ORGANIZATION
+    return data
+
+
 @pytest.mark.skipif(CFN_LINT is None, reason="cfn-lint is in the dev extra")
 @pytest.mark.parametrize(
-    "data", [example_data(), full_options()], ids=["example", "every-option"]
+    "data",
+    [example_data(), full_options(), organization_options()],
+    ids=["example", "every-option", "organization"],
 )
 def test_templates_pass_cfn_lint(data: dict[str, Any], tmp_path: Path) -> None:
     assert CFN_LINT is not None
@@ -506,6 +515,40 @@ def test_s3_helper_passes_cfn_lint(tmp_path: Path, key_prefix: str) -> None:
         [CFN_LINT, "--", *paths], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_organization_trust_admits_role_names_in_every_account() -> None:
+    templates = templates_of(
+        organization_options(), EXECUTION_ROLE, PATH_ROLE, source_identity=True
+    )
+    role = resource(templates["repository"], "AWS::IAM::Role")
+    trust = role["AssumeRolePolicyDocument"]
+    assume = statement(trust, "AssumeFromStudioExecutionRoles")
+    assert assume["Principal"] == {"AWS": "*"}
+    assert assume["Condition"]["StringEquals"] == {
+        "aws:PrincipalOrgID": ORGANIZATION,
+        "sts:ExternalId": "ext-1234",
+    }
+    assert assume["Condition"]["ArnLike"] == {
+        "aws:PrincipalArn": [
+            "arn:aws:iam::*:role/StudioExecutionRole",
+            "arn:aws:iam::*:role/service-role/AmazonSageMaker-Exec-1",
+        ]
+    }
+    keep = statement(trust, "KeepSourceIdentityOfStudioUsers")
+    assert keep["Principal"] == {"AWS": "*"}
+    assert keep["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": ORGANIZATION}
+    assert keep["Condition"]["ArnLike"] == assume["Condition"]["ArnLike"]
+
+
+def test_organization_id_is_checked() -> None:
+    data = example_data()
+    data["iam"]["organization_id"] = "o-SHORT"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    assert str(caught.value.issues[0]).startswith(
+        "iam.organization_id: must be an organization id"
+    )
 
 
 def test_committed_templates_match_example() -> None:
@@ -1116,3 +1159,68 @@ def wait_in_service(client: Any, domain_id: str) -> None:
     while client.describe_domain(DomainId=domain_id)["Status"] != "InService":
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def codeartifact_helper(index_url: str) -> dict[str, Any]:
+    data = example_data()
+    data["helper"] = {"sources": ["index"], "index_url": index_url}
+    return data
+
+
+CODEARTIFACT_INDEX = (
+    "https://ml-tools-333333333333.d.codeartifact.eu-west-1.amazonaws.com"
+    "/pypi/python-mirror/simple/"
+)
+
+
+def test_codeartifact_grants() -> None:
+    templates = templates_of(codeartifact_helper(CODEARTIFACT_INDEX))
+    execution = resource(templates["execution"], "AWS::IAM::Policy")
+    document = execution["PolicyDocument"]
+    token = statement(document, "GetCodeArtifactToken")
+    assert token["Action"] == ["codeartifact:GetAuthorizationToken"]
+    assert token["Resource"] == [
+        "arn:aws:codeartifact:eu-west-1:333333333333:domain/ml-tools"
+    ]
+    bearer = statement(document, "GetCodeArtifactBearerToken")
+    assert bearer["Action"] == ["sts:GetServiceBearerToken"]
+    assert bearer["Resource"] == ["*"]
+    assert bearer["Condition"] == {
+        "StringEquals": {"sts:AWSServiceName": "codeartifact.amazonaws.com"}
+    }
+    read = statement(document, "ReadCodeArtifactRepository")
+    assert read["Action"] == ["codeartifact:ReadFromRepository"]
+    assert read["Resource"] == [
+        "arn:aws:codeartifact:eu-west-1:333333333333:repository/ml-tools/python-mirror"
+    ]
+
+
+def test_codeartifact_read_needs_repository_in_url() -> None:
+    data = codeartifact_helper("http://127.0.0.1:8080/simple/")
+    data["helper"].update(
+        codeartifact_domain="ml-tools", codeartifact_owner="333333333333"
+    )
+    execution = resource(templates_of(data)["execution"], "AWS::IAM::Policy")
+    sids = [s["Sid"] for s in execution["PolicyDocument"]["Statement"]]
+    assert "GetCodeArtifactToken" in sids
+    assert "ReadCodeArtifactRepository" not in sids
+
+
+def test_no_codeartifact_grants_without_it() -> None:
+    for template in templates_of(example_data()).values():
+        assert "codeartifact" not in template.text, template.filename
+
+
+@pytest.mark.skipif(CFN_LINT is None, reason="cfn-lint is in the dev extra")
+def test_codeartifact_passes_cfn_lint(tmp_path: Path) -> None:
+    assert CFN_LINT is not None
+    paths = []
+    data = codeartifact_helper(CODEARTIFACT_INDEX)
+    for template in templates_of(data, EXECUTION_ROLE, PATH_ROLE).values():
+        path = tmp_path / template.filename
+        path.write_text(template.text)
+        paths.append(str(path))
+    result = subprocess.run(
+        [CFN_LINT, "--", *paths], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

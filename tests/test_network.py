@@ -9,6 +9,7 @@ from iam_support import example_data
 
 from bootstrap.config import Config, parse_config
 from bootstrap.network import vpc_warnings
+from bootstrap.sandbox.helper_wheel import minimal_wheel
 
 VPC_ONLY = {
     "AppNetworkAccessType": "VpcOnly",
@@ -74,8 +75,7 @@ def test_warnings_codecommit_transport_behind_endpoint() -> None:
 
 
 def test_warnings_s3_source_without_endpoint(tmp_path: Path) -> None:
-    wheel = tmp_path / "git_remote_codecommit-1.17-py3-none-any.whl"
-    wheel.write_bytes(b"wheel")
+    wheel = minimal_wheel(tmp_path)
     tables = complete()
     tables["helper"] = {"sources": ["s3"], "wheel": str(wheel), "bucket": "wheels"}
     config = config_with("https", **tables)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -27,6 +28,7 @@ from bootstrap.render import (
     render_all,
     shell_quote,
 )
+from bootstrap.sandbox.helper_wheel import minimal_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bootstrap.example.toml"
@@ -161,8 +163,7 @@ def vpc_config(wheel: Path, **network: str) -> Config:
 
 
 def test_all_vpc_sources_fit_and_lint(tmp_path: Path) -> None:
-    wheel = tmp_path / "git_remote_codecommit-1.17-py3-none-any.whl"
-    wheel.write_bytes(b"not a real wheel")
+    wheel = minimal_wheel(tmp_path)
     for script in render_all(vpc_config(wheel)):
         check_size(script)
         assert hashlib.sha256(wheel.read_bytes()).hexdigest() in script.source
@@ -298,3 +299,53 @@ def test_shell_quote_is_inert(value: str) -> None:
         check=True,
     )
     assert result.stdout == value.encode()
+
+
+CODEARTIFACT_INDEX = (
+    "https://my-domain-222222222222.d.codeartifact.eu-west-1.amazonaws.com"
+    "/pypi/python-mirror/simple/"
+)
+
+
+def codeartifact_config(wheel: Path) -> Config:
+    """Every helper source, with the index on CodeArtifact's public host."""
+    data = example_data()
+    data["helper"] = {
+        "sources": ["wheelhouse", "s3", "index", "pypi"],
+        "version": "1.17",
+        "wheel": str(wheel),
+        "bucket": "studio-bootstrap-artifacts-222222222222",
+        "index_url": CODEARTIFACT_INDEX,
+        "wheelhouse": "wheels",
+    }
+    return parse_config(data)
+
+
+def test_codeartifact_sources_fit_and_lint(tmp_path: Path) -> None:
+    wheel = minimal_wheel(tmp_path)
+    for script in render_all(codeartifact_config(wheel)):
+        check_size(script)
+        assert "get_authorization_token(" in script.source
+        # The token goes to pip through its environment, not --index-url.
+        assert "--index-url" not in script.source
+        assert "local -x PIP_INDEX_URL=" in script.source
+        path = tmp_path / script.source_filename
+        path.write_text(script.source)
+        lint = shellcheck(path)
+        assert lint.returncode == 0, lint.stdout
+
+
+def test_cli_sources_skip_s3(tmp_path: Path) -> None:
+    wheel = minimal_wheel(tmp_path)
+    (script,) = render_all(replace_app_types(vpc_config(wheel)))
+    assert "  sources=( 'wheelhouse' 'index' 'pypi')\n" in script.source
+    assert "    sources=( 'wheelhouse' 's3' 'index' 'pypi')\n" in script.source
+
+
+def test_default_script_has_no_codeartifact(scripts: list[RenderedScript]) -> None:
+    for script in scripts:
+        assert "codeartifact" not in script.source
+
+
+def replace_app_types(config: Config) -> Config:
+    return dataclasses.replace(config, app_types=("JupyterLab",))

@@ -10,6 +10,7 @@ import hashlib
 import html
 import shutil
 import subprocess
+import zipfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -71,6 +72,30 @@ def build_helper_wheels(folder: Path) -> Path:
     for wheel in wheels.iterdir():
         wheel.chmod(0o644)
     return wheels
+
+
+def minimal_wheel(
+    folder: Path, version: str = HELPER_VERSION, extra: bytes = b""
+) -> Path:
+    """Write a small wheel that passes the config's checks, without building.
+
+    It holds an empty package and its metadata; ``extra`` goes into a data
+    file, so that wheels with different bytes can be made. Tests that only
+    upload or hash a wheel use it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"git_remote_codecommit-{version}-py3-none-any.whl"
+    info = f"git_remote_codecommit-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {HELPER_PROJECT}\nVersion: {version}\n"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in (
+            ("git_remote_codecommit/__init__.py", b""),
+            ("git_remote_codecommit/extra.txt", extra),
+            (f"{info}/METADATA", metadata.encode()),
+        ):
+            # A fixed date keeps the bytes the same from run to run.
+            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
+    return path
 
 
 def helper_wheel(wheels: Path) -> Path:
