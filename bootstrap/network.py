@@ -53,6 +53,29 @@ def vpc_warnings(
                 'set helper.sources to "s3", "index" or "wheelhouse"',
             )
         )
+    sources = config.helper.sources
+    if "pypi" in sources and sources[-1] != "pypi" and set(sources) != {"pypi"}:
+        later = ", ".join(sources[sources.index("pypi") + 1 :])
+        found.append(
+            VpcWarning(
+                subject,
+                f"pypi comes before {later} in helper.sources; without internet "
+                "each install first waits for pip to give up on PyPI",
+                "move pypi to the end of helper.sources, or remove it",
+            )
+        )
+    https = [r.name for r in config.repositories if r.transport == "https"]
+    if https and set(sources) - {"s3"} <= {"pypi"}:
+        found.append(
+            VpcWarning(
+                subject,
+                f"the https transport of {', '.join(https)} needs the AWS CLI, "
+                "which installs only from PyPI when the image lacks it "
+                "(the s3 source carries git-remote-codecommit alone)",
+                'add "index" or "wheelhouse" to helper.sources, or use an image '
+                "with the AWS CLI",
+            )
+        )
     if config.network.sts_endpoint_url is None:
         found.append(
             VpcWarning(

@@ -77,7 +77,12 @@ def test_warnings_codecommit_transport_behind_endpoint() -> None:
 def test_warnings_s3_source_without_endpoint(tmp_path: Path) -> None:
     wheel = minimal_wheel(tmp_path)
     tables = complete()
-    tables["helper"] = {"sources": ["s3"], "wheel": str(wheel), "bucket": "wheels"}
+    tables["helper"] = {
+        "sources": ["s3", "wheelhouse"],
+        "wheel": str(wheel),
+        "bucket": "wheels",
+        "wheelhouse": "/opt/wheels",
+    }
     config = config_with("https", **tables)
     assert "no S3 endpoint is configured" in messages(config, VPC_ONLY)
     tables["network"]["s3_endpoint_url"] = "https://s3.eu-west-1.amazonaws.com"
@@ -89,3 +94,25 @@ def test_warnings_domain_without_security_groups() -> None:
     config = config_with("https", **complete())
     domain = {"AppNetworkAccessType": "VpcOnly", "DefaultUserSettings": {}}
     assert "the domain has no user profile yet" in messages(config, domain)
+
+
+def test_warnings_pypi_before_other_sources() -> None:
+    tables = complete()
+    tables["helper"] = {"sources": ["pypi", "wheelhouse"], "wheelhouse": "/opt/w"}
+    config = config_with("https", **tables)
+    assert "pypi comes before wheelhouse" in messages(config, VPC_ONLY)
+
+
+def test_warnings_https_transport_without_cli_source(tmp_path: Path) -> None:
+    tables = complete()
+    tables["helper"] = {
+        "sources": ["s3"],
+        "wheel": str(minimal_wheel(tmp_path)),
+        "bucket": "wheels",
+    }
+    tables["network"]["s3_endpoint_url"] = "https://s3.eu-west-1.amazonaws.com"
+    text = messages(config_with("https", **tables), VPC_ONLY)
+    assert "needs the AWS CLI, which installs only from PyPI" in text
+    tables["helper"]["sources"] = ["s3", "wheelhouse"]
+    tables["helper"]["wheelhouse"] = "/opt/wheels"
+    assert messages(config_with("https", **tables), VPC_ONLY) == ""
