@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap import iam, studio
+from bootstrap import helper_upload, iam, studio
 from bootstrap import register as reg
 from bootstrap.accounts import Accounts
 from bootstrap.aws import AwsClient
 from bootstrap.config import Config, Repository
-from bootstrap.errors import AwsError
+from bootstrap.errors import AwsError, BootstrapError
 from bootstrap.policy import (
     ROLE_ARN_RE,
     Request,
@@ -145,7 +145,29 @@ class Doctor:
             checks += self.check_role(role, execution_roles)
         for script in self.scripts:
             checks += self.check_lifecycle(script)
+        checks += self.check_helper_wheel()
         return checks
+
+    def check_helper_wheel(self) -> list[Check]:
+        """Check that the wheel of the "s3" source is in S3 with the rendered sha256."""
+        helper = self.config.helper
+        if not helper_upload.uses_s3(self.config) or not helper.bucket:
+            return []
+        subject = f"helper wheel s3://{helper.bucket}/{helper.key}"
+        region = helper.bucket_region or self.config.domain.region
+        client = self.accounts.domain_client(self.state.account, "s3", region)
+        try:
+            plan = helper_upload.plan_upload(client, self.config)
+        except BootstrapError as exc:
+            return [Check(FAIL, subject, str(exc), "fix the bucket, then " + REGISTER)]
+        if plan is None or plan.action == helper_upload.KEEP:
+            message = "holds the wheel whose sha256 the script checks"
+            return [Check(OK, subject, message)]
+        if plan.action == helper_upload.UPLOAD:
+            message = "is missing, so the s3 source cannot install the helper"
+        else:
+            message = f"holds another wheel ({plan.detail}); the script rejects it"
+        return [Check(FAIL, subject, message, REGISTER)]
 
     def execution_roles(self) -> list[str]:
         """Return the configured execution roles and every one the domain names."""

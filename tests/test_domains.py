@@ -342,6 +342,22 @@ def test_register_uploads_the_helper_wheel_and_unregister_removes_it(
     assert cli(path, local_stack, "register") == 0
     assert "up to date" in capsys.readouterr().out
 
+    # doctor finds the wheel, and misses it once it is gone.
+    def wheel_check() -> dict[str, str]:
+        profile_a = f"--profile-a=admin-{ACCOUNT_A}"
+        cli(path, local_stack, "doctor", profile_a, "--output", "json")
+        checks = json.loads(capsys.readouterr().out)
+        (check,) = [c for c in checks if c["subject"] == f"helper wheel {target}"]
+        return check
+
+    assert wheel_check()["status"] == "ok"
+    s3.delete_object(Bucket=bucket, Key=key)
+    missing = wheel_check()
+    assert missing["status"] == "fail"
+    assert "is missing" in missing["message"]
+    assert cli(path, local_stack, "register") == 0
+    capsys.readouterr()
+
     assert cli(path, local_stack, "unregister") == 0
     assert target in capsys.readouterr().out
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
