@@ -619,3 +619,18 @@ def wait_until_in_service(client: Any, domain_id: str) -> None:
     while client.describe_domain(DomainId=domain_id)["Status"] != "InService":
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_iam_domain_picks_account_b_templates_only(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains, role="PickedRepoRole")
+    assert cli(config, local_stack, "iam", "--domain", "research-us") == 0
+    folder = tmp_path / "lifecycle" / "iam"
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["research-us"]
+    # The shared repository role still trusts every domain's execution roles.
+    (shared,) = folder.glob("*-repository-*.yaml")
+    text = shared.read_text()
+    assert execution_role(ACCOUNT_B) in text
+    assert execution_role(ACCOUNT_C) in text
+    capsys.readouterr()
