@@ -1,4 +1,4 @@
-"""The one-picture summary of the benchmark: six small bar charts, one per target."""
+"""The one-picture summary of the benchmark: seven small bar charts, one per target."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from bench.suite import Results
-from bench.targets import HOOK_SECONDS, REGISTER_FACTOR, Target
+from bench.targets import (
+    DOMAINS_FRACTION,
+    DOMAINS_JOBS,
+    HOOK_SECONDS,
+    REGISTER_FACTOR,
+    Target,
+)
 from bootstrap.render import CONTENT_LIMIT
 
 OURS = "#1f77b4"
@@ -21,13 +27,16 @@ LIMIT = "#d62728"
 
 
 def draw_chart(results: Results, targets: list[Target], path: Path) -> None:
-    figure, axes = plt.subplots(2, 3, figsize=(14, 8.2))
-    _delay(axes[0][0], results, targets)
-    _ready(axes[0][1], results, targets)
-    _warm(axes[0][2], results, targets)
-    _hook(axes[1][0], results, targets)
-    _size(axes[1][1], results, targets)
-    _control(axes[1][2], results, targets)
+    figure = plt.figure(figsize=(17, 8.2))
+    # Three panels in the top row and four in the bottom one, on 12 columns.
+    grid = figure.add_gridspec(2, 12)
+    _delay(figure.add_subplot(grid[0, 0:4]), results, targets)
+    _ready(figure.add_subplot(grid[0, 4:8]), results, targets)
+    _warm(figure.add_subplot(grid[0, 8:12]), results, targets)
+    _hook(figure.add_subplot(grid[1, 0:3]), results, targets)
+    _size(figure.add_subplot(grid[1, 3:6]), results, targets)
+    _control(figure.add_subplot(grid[1, 6:9]), results, targets)
+    _domains(figure.add_subplot(grid[1, 9:12]), results, targets)
     figure.suptitle(
         "studio-bootstrap in the local sandbox: medians; "
         "blue is ours, grey the reference, green ours with the proposed change",
@@ -175,5 +184,30 @@ def _control(axis: Axes, results: Results, targets: list[Target]) -> None:
     )
     axis.set_title(
         f"6. Control plane, {control.profiles:,} user profiles ({verdict})",
+        fontsize=10,
+    )
+
+
+def _domains(axis: Axes, results: Results, targets: list[Target]) -> None:
+    several = results.domains
+    assert several is not None
+    labels = [f"--jobs {jobs}" for jobs in several.attach] + ["no change,\n--jobs 1"]
+    values = [samples.median for samples in several.attach.values()]
+    values.append(several.unchanged.median)
+    bars = axis.bar(labels, values, color=OURS)
+    axis.bar_label(bars, fmt="%.1f s", fontsize=8, padding=1)
+    limit = several.attach[1].median * DOMAINS_FRACTION
+    axis.axhline(
+        limit,
+        color=LIMIT,
+        linestyle="--",
+        label=f"1/{1 / DOMAINS_FRACTION:.0f} of --jobs 1, for --jobs {DOMAINS_JOBS}",
+    )
+    axis.set_ylim(0, max(values) * 1.3)
+    axis.set_ylabel("seconds per register")
+    axis.legend(fontsize=8, loc="upper right")
+    axis.set_title(
+        f"7. {several.domains} domains in {len(several.accounts)} accounts "
+        f"({_verdict(targets, 'Several domains')})",
         fontsize=10,
     )

@@ -7,6 +7,7 @@ from collections import Counter
 from bench import profiles
 from bench.baseline import TEMPLATE
 from bench.control_plane import ControlPlane
+from bench.several_domains import SeveralDomains, first_in_service_poll
 from bench.suite import (
     CHANGE_RUNS,
     HELPER_OPTION,
@@ -17,7 +18,7 @@ from bench.suite import (
     WARM_SIZE_MIB,
     Results,
 )
-from bench.targets import Target
+from bench.targets import DOMAINS_FRACTION, DOMAINS_JOBS, Target
 from bench.timing import Samples
 from bootstrap.render import CONTENT_LIMIT
 from bootstrap.sandbox.sagemaker import DEFAULT_UPDATE_DELAY
@@ -52,6 +53,7 @@ def write_report(results: Results, targets: list[Target]) -> str:
         _hook(results),
         _size(results),
         _control(results),
+        _domains(results),
         _reasons(results, targets),
         _changes(results),
     ]
@@ -93,7 +95,7 @@ def _summary(targets: list[Target]) -> str:
 |---|---|---|---|
 {rows}
 
-![Six bar charts, one per measurement, ours against its reference]({CHART_NAME})
+![Seven bar charts, one per measurement, ours against its reference]({CHART_NAME})
 """
 
 
@@ -397,6 +399,106 @@ Ratio: {ratio:.2f}x.
 """
 
 
+def _domains(results: Results) -> str:
+    assert results.domains is not None
+    return several_domains_section(results.domains)
+
+
+_DOMAINS_HEADER = (
+    "| register | runs | wall time, s | of --jobs 1 | overlapped waits only "
+    "| attached | mutating calls (first run) | reading calls (first run) |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def several_domains_section(several: SeveralDomains) -> str:
+    """Write section 7, which ``python -m bench --only domains`` prints alone."""
+    sequential = several.attach[1].median
+    rows = []
+    for jobs, samples in several.attach.items():
+        run = several.first_run(jobs)
+        fewest = min(r.attached for r in several.runs if r.jobs == jobs)
+        rows.append(
+            f"| --jobs {jobs} | {len(samples)} | {seconds(samples)} "
+            f"| {samples.median / sequential:.2f} "
+            f"| {several.ideal_fraction(jobs):.2f} "
+            f"| {fewest} of {several.domains} "
+            f"| {run.mutating_total} ({_call_list(run.mutating)}) "
+            f"| {run.reads_total:,} ({_call_list(run.reads)}) |"
+        )
+    unchanged = several.unchanged_runs[0]
+    rows.append(
+        f"| --jobs 1, no change | {len(several.unchanged)} "
+        f"| {seconds(several.unchanged)} "
+        f"| {several.unchanged.median / sequential:.2f} | | "
+        f"| {unchanged.mutating_total} ({_call_list(unchanged.mutating)}) "
+        f"| {unchanged.reads_total:,} ({_call_list(unchanged.reads)}) |"
+    )
+    poll = first_in_service_poll(several.update_delay)
+    accounts = " and ".join(several.accounts)
+    regions = " and ".join(several.regions)
+    return f"""\
+## 7. Several domains
+
+One config names {several.domains} local domains, spread evenly over the
+accounts {accounts} and the regions {regions}. Each domain has
+{several.profiles_per_domain} user profiles and clones one shared
+repository. `python -m bootstrap register --jobs N` runs in its own process,
+as an admin runs it: the AWS config file has one admin profile per account,
+each `[[domains]]` table names the profile of its account, and the
+environment contains no credentials. Calls are counted at the local SageMaker.
+
+A domain stays `Updating` for {several.update_delay:.1f} s after an update
+(`set_update_delay`). That is an estimate, not a duration measured on AWS.
+It makes the wait, not the requests, fill most of a domain's time, and
+that wait is what `--jobs` overlaps. register polls
+`DescribeDomain` after waits that start at 0.5 s and double, so it reads
+`InService` {poll:.1f} s after `UpdateDomain` at the earliest.
+
+Each attaching run starts from domains created just before it, so it
+creates the lifecycle configurations and updates every domain. Creating
+the domains takes {seconds(several.setup)} s. After each run the bench
+counts the domains whose JupyterLab default lifecycle configuration is set.
+The {len(several.attach)} modes alternate over {len(several.attach[1])} rounds, and
+the runs with no change follow the last round. "Overlapped waits only" is the
+fraction of the sequential time if nothing but the waits overlapped:
+ceil({several.domains} / N) domains in turn out of {several.domains}.
+
+{_DOMAINS_HEADER}
+{chr(10).join(rows)}
+
+Sequentially, a domain takes {sequential / several.domains:.2f} s, of which
+register waits about {poll:.1f} s for `InService`.
+"""
+
+
+def several_domains_reason(several: SeveralDomains) -> str:
+    """Explain the missed several-domains targets from the measured numbers."""
+    sequential = several.attach[1].median
+    parallel = several.attach[DOMAINS_JOBS].median
+    parts = ["**Several domains.**"]
+    if parallel / sequential > DOMAINS_FRACTION:
+        parts.append(
+            f"With --jobs {DOMAINS_JOBS}, the run took {parallel:.1f} s, "
+            f"{parallel / sequential:.2f} of the sequential {sequential:.1f} s, "
+            "where overlapped waits alone would give "
+            f"{several.ideal_fraction(DOMAINS_JOBS):.2f}. The rest does not "
+            "overlap: the process start and the config check, and the requests, "
+            "which the "
+            "local SageMaker serves one at a time under one lock. A register "
+            "with nothing to change, which sends only reads, takes "
+            f"{several.unchanged.median:.1f} s sequentially."
+        )
+    for run in several.unchanged_runs:
+        if run.mutating_total:
+            parts.append(
+                f"A register with no change sent {run.mutating_total} mutating "
+                f"requests ({_call_list(run.mutating)})."
+            )
+            break
+    return " ".join(parts)
+
+
 def _call_list(calls: dict[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in calls.items()) or "none"
 
@@ -436,6 +538,9 @@ def _reasons(results: Results, targets: list[Target]) -> str:
         parts.append(_size_reason(results) + "\n")
     if any(name.startswith(("register", "Re-register")) for name in missed):
         parts.append(_register_reason(results) + "\n")
+    if any(name.startswith("Several domains") for name in missed):
+        assert results.domains is not None
+        parts.append(several_domains_reason(results.domains) + "\n")
     return "\n".join(parts)
 
 

@@ -40,6 +40,7 @@ from bench.script_size import (
     measure_part_costs,
     measure_sizes,
 )
+from bench.several_domains import SeveralDomains, measure_several_domains
 from bench.timing import Samples, timed
 from bootstrap.config import parse_config
 from bootstrap.render import pack, render_all
@@ -97,6 +98,7 @@ class Results:
     packing: Packing | None = None
     part_costs: list[PartCost] = field(default_factory=list)
     control: ControlPlane | None = None
+    domains: SeveralDomains | None = None
     profiles: Profiles = field(default_factory=Profiles)
     templates_changed: bool = False
     # One-minute load averages at the start and at the end of the run.
@@ -150,6 +152,9 @@ def run_suite() -> Results:
 
         results.control = measure_control_plane(
             stack, execution_role, repo_role, bench.folder
+        )
+        results.domains = measure_several_domains(
+            stack, bench.folder / "several-domains"
         )
 
     results.templates_changed = _script_digest() != digest_before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.several_domains import SeveralDomains
 from bench.suite import Results
 from bootstrap.render import CONTENT_LIMIT
 
@@ -18,6 +19,12 @@ WARM_FACTOR = 1.2
 HOOK_SECONDS = 0.005
 REPOSITORIES_THAT_FIT = 10
 REGISTER_FACTOR = 3.0
+# register --jobs DOMAINS_JOBS on the several-domains config takes at most
+# this fraction of the sequential time. With 12 domains and 4 jobs, overlapped
+# waits alone would give 3/12, and the margin allows for work that does not
+# overlap.
+DOMAINS_JOBS = 4
+DOMAINS_FRACTION = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ def judge(results: Results) -> list[Target]:
         _hook(results),
         _size(results),
         *_control(results),
+        *judge_domains(results.domains),
     ]
 
 
@@ -137,5 +145,42 @@ def _control(results: Results) -> list[Target]:
             f"at most {REGISTER_FACTOR:.0f}x listing and describing them",
             f"{ratio:.2f}x",
             ratio <= REGISTER_FACTOR,
+        ),
+    ]
+
+
+def judge_domains(several: SeveralDomains | None) -> list[Target]:
+    """Judge the targets of section 7, also for ``python -m bench --only domains``."""
+    assert several is not None
+
+    sequential = several.attach[1].median
+    parallel = several.attach[DOMAINS_JOBS].median
+    fraction = parallel / sequential
+    fewest = min(run.attached for run in several.runs)
+    everywhere = fewest == several.domains
+    attached = (
+        f"all {several.domains} attached in every run"
+        if everywhere
+        else f"only {fewest} of {several.domains} attached in one run"
+    )
+
+    unchanged = several.unchanged_runs
+    mutating = max(run.mutating_total for run in unchanged)
+    reads = max(run.reads_total for run in unchanged)
+
+    return [
+        Target(
+            f"Several domains, register --jobs {DOMAINS_JOBS}",
+            f"at most 1/{1 / DOMAINS_FRACTION:.0f} of --jobs 1 on "
+            f"{several.domains} domains, attached to every domain",
+            f"{fraction:.2f} of --jobs 1 ({parallel:.1f} s against "
+            f"{sequential:.1f} s); {attached}",
+            fraction <= DOMAINS_FRACTION and everywhere,
+        ),
+        Target(
+            "Several domains, re-register with no change",
+            "no mutating call",
+            f"{mutating} mutating, {reads:,} reads (max over {len(unchanged)} runs)",
+            mutating == 0,
         ),
     ]
