@@ -166,6 +166,9 @@ class Network:
     s3_endpoint_url: str | None = None
     # The CodeArtifact API endpoint, for GetAuthorizationToken.
     codeartifact_endpoint_url: str | None = None
+    # Whether ~/.studio-bootstrap/gitconfig sends the public CodeCommit HTTPS
+    # URLs of a region with a Git endpoint to that endpoint (url.insteadOf).
+    rewrite_public_git_urls: bool = False
 
     def git_endpoint(self, region: str) -> str | None:
         """Return the Git endpoint host of a region, or None for the public one."""
@@ -733,9 +736,17 @@ class _Checker:
             "s3_endpoint_url",
             "codeartifact_endpoint_url",
         )
-        self.unknown_keys(table, {"git_endpoints", *endpoint_urls}, at)
+        allowed = {"git_endpoints", "rewrite_public_git_urls", *endpoint_urls}
+        self.unknown_keys(table, allowed, at)
         issues_before = len(self.issues)
         fields: dict[str, Any] = {}
+        if "rewrite_public_git_urls" in table:
+            rewrite = table["rewrite_public_git_urls"]
+            if isinstance(rewrite, bool):
+                fields["rewrite_public_git_urls"] = rewrite
+            else:
+                field = f"{at}.rewrite_public_git_urls"
+                self.fail(field, "must be true or false", rewrite)
         if "git_endpoints" in table:
             fields["git_endpoints"] = self.git_endpoints(
                 table["git_endpoints"], f"{at}.git_endpoints"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 import zopfli.gzip
@@ -193,8 +194,11 @@ def git_block(
 
     ``host`` is the one host of every repository (the run-time placeholder).
     Otherwise a repository whose region has a Git endpoint in ``network``
-    uses that endpoint, and a url.insteadOf section sends the region's public
-    HTTPS base there too, so that URLs pasted into a Git UI work.
+    uses that endpoint. With ``network.rewrite_public_git_urls``, a
+    url.insteadOf section sends the region's public HTTPS base there too, so
+    that URLs pasted into a Git UI work. It is off by default because it
+    also takes those URLs away from a credential helper that the user set
+    for the public host.
     """
     template = TEXT.get_template("git_credential.gitconfig.j2")
     seen: set[str] = set()
@@ -204,7 +208,7 @@ def git_block(
         endpoint = host
         if endpoint is None and network is not None:
             endpoint = network.git_endpoint(repository.region)
-            if endpoint is not None:
+            if endpoint is not None and network.rewrite_public_git_urls:
                 rewrites[repository.region] = endpoint
         name = endpoint or DEFAULT_HOST.format(region=repository.region)
         host_section = name not in seen
@@ -253,10 +257,9 @@ def helper_context(helper: Helper, network: Network) -> dict[str, Any]:
     if "index" in sources:
         context["index_url"] = helper.index_url
     if helper.codeartifact:
-        # The script puts aws:TOKEN@ between the scheme and the rest of the URL.
-        scheme, _, rest = str(helper.index_url).partition("://")
-        context["index_scheme"] = scheme
-        context["index_rest"] = rest
+        # The script writes the token to a netrc file for this host, which pip
+        # matches without the port.
+        context["index_host"] = urlsplit(str(helper.index_url)).hostname
         context["codeartifact_domain"] = helper.codeartifact_domain
         context["codeartifact_owner"] = helper.codeartifact_owner
         context["codeartifact_region"] = helper.codeartifact_region

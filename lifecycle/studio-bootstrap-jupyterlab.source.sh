@@ -140,13 +140,18 @@ sb_install_file() {
   fi
 }
 
-# Writes text to a file atomically.
+# Writes text to a file atomically. A file that has the text already keeps
+# its inode, and only its mode is set.
 sb_write() {
   local target=$1 mode=$2 text=$3 new
   new="$target.tmp.$$"
   if ! printf '%s\n' "$text" >"$new"; then
     rm -f -- "$new"
     return 1
+  fi
+  if cmp -s -- "$new" "$target" && chmod "$mode" -- "$target"; then
+    rm -f -- "$new"
+    return 0
   fi
   if ! chmod "$mode" -- "$new" || ! mv -f -- "$new" "$target"; then
     rm -f -- "$new"
@@ -432,27 +437,34 @@ sb_is_ours() {
 # could not be changed. Sets SB_ERROR to git's first "fatal:" or "error:"
 # line, which names the cause, else to its last line, redacted. The output
 # stays in memory because a full disk may not take one more file.
+# git 2.39 has no setting for curl's connect timeout, so an endpoint that
+# accepts TCP but never completes TLS holds an attempt for curl's default of
+# 300 seconds or the attempt's timeout, whichever ends first.
 sb_git() {
-  local i=$1 seconds=$2 err rc helper=() check='' host
+  local i=$1 err rc helper=() check='' host verb=$3
+  [[ $verb == -C ]] && verb=$5
+  host=$(sb_host "${SB_REGIONS[$i]}")
+  sb_limit "$2" "${SB_NAMES[$i]}: git $verb" || return 1
+  sb_log "${SB_NAMES[$i]}: git $verb from $host, timeout ${SB_LIMIT}s"
   shift 2
   # git-remote-codecommit signs the URL itself, and a helper would only cost
   # an AWS CLI start for "store" after each success, so codecommit gets none.
   if [[ ${SB_TRANSPORTS[$i]} == https ]]; then
-    case $(sb_host "${SB_REGIONS[$i]}") in
+    case $host in
       *.amazonaws.com | *.amazonaws.com:* | *.amazonaws.com.cn) ;;
       *) check=' --ignore-host-check' ;;
     esac
     helper=(-c "credential.helper=!f() { test \"\$1\" = get || exit 0; aws codecommit credential-helper --profile ${SB_PROFILES[$i]} get$check; }; f"
       -c credential.UseHttpPath=true)
   fi
-  err=$(timeout -k 10 "$seconds" git -c credential.helper= "${helper[@]}" \
+  err=$(timeout -k 10 "$SB_LIMIT" git -c credential.helper= "${helper[@]}" \
     -c http.lowSpeedLimit=1000 -c http.lowSpeedTime=60 "$@" 2>&1 >/dev/null)
   rc=$?
   err=$(printf '%s\n' "$err" | sb_redact)
   SB_ERROR=$(printf '%s\n' "$err" | grep -E -m 1 '^(fatal|error): ')
   [[ -n $SB_ERROR ]] || SB_ERROR=$(printf '%s\n' "$err" | grep -v '^$' | tail -n 1)
   if ((rc == 124 || rc == 137)); then
-    SB_ERROR="timed out after ${seconds}s"
+    SB_ERROR="timed out after ${SB_LIMIT}s waiting for $host"
   fi
   [[ -n $SB_ERROR ]] || SB_ERROR="git exited with $rc"
   return "$rc"
@@ -508,6 +520,7 @@ sb_ensure_tool() {
   fi
   new="$lib.new.$$"
   mkdir -p -- "$SB_DIR/lib" || { SB_ERROR="cannot create $SB_DIR/lib"; return 1; }
+  sb_clean_lib
   for source in "${sources[@]}"; do
     rm -rf -- "$new"
     if "sb_pip_$source" "$package" "$pin" "$new" "${deps[@]}"; then
@@ -527,27 +540,75 @@ PYTHONPATH=\"\$lib\${PYTHONPATH:+:\$PYTHONPATH}\" exec python3 -c 'import sys; f
   return 1
 }
 
+# Removes what the installs of syncs that are gone left in ~/.studio-bootstrap/lib:
+# a folder PACKAGE.new.PID, its downloaded wheel PACKAGE.new.PID.wheel and its
+# netrc file. A PID not running on this host is gone in a JupyterLab or
+# CodeEditor space, whose home serves one app at a time. In the shared home of
+# Studio Classic it may run on another host, so its files must also be older
+# than one install.
+sb_clean_lib() {
+  local path pid now
+  TZ=UTC0 printf -v now '%(%s)T' -1
+  for path in "$SB_DIR"/lib/*.new.*; do
+    pid=${path##*.new.}
+    pid=${pid%%.*}
+    # A glob that matches nothing stays as it is, and its pid is then "*".
+    [[ $pid =~ ^[0-9]+$ && $pid != "$$" ]] || continue
+    sb_start_ticks "$pid" >/dev/null && continue
+    case $SB_APP_TYPE in
+      JupyterLab | CodeEditor) ;;
+      *) ((now - $(stat -c %Y -- "$path" || echo "$now") > SB_FETCH_TIMEOUT + SB_INSTALL_TIMEOUT + 10)) || continue ;;
+    esac
+    rm -rf -- "$path"
+  done
+}
+
+# Sets SB_LIMIT to a timeout in seconds, cut to the time left before the
+# deadline of the sync, and logs the cut. Fails once the deadline has passed.
+sb_limit() {
+  local left=$((SB_DEADLINE_AT - SECONDS))
+  SB_LIMIT=$1
+  if ((left < 1)); then
+    SB_ERROR="the sync deadline of ${SB_DEADLINE}s has passed"
+    return 1
+  fi
+  if ((left < SB_LIMIT)); then
+    SB_LIMIT=$left
+    sb_log "$2: the sync deadline cuts the timeout from ${1}s to ${left}s"
+  fi
+}
+
 # Runs a command bounded in time and keeps its output in SB_OUTPUT. On
 # failure SB_ERROR is the last line of that output, redacted.
 sb_run() {
-  local seconds=$1 rc
+  local rc
+  sb_limit "$1" "install" || return 1
   shift
-  SB_OUTPUT=$(timeout -k 10 "$seconds" "$@" 2>&1)
+  SB_OUTPUT=$(timeout -k 10 "$SB_LIMIT" "$@" 2>&1)
   rc=$?
-  ((rc == 124 || rc == 137)) && SB_OUTPUT="timed out after ${seconds}s"
+  ((rc == 124 || rc == 137)) && SB_OUTPUT="timed out after ${SB_LIMIT}s"
   ((rc == 0)) || SB_ERROR=$(printf '%s\n' "$SB_OUTPUT" | sb_redact | tail -n 1)
   return "$rc"
 }
 
-# Runs pip install into a folder. Each sb_pip_SOURCE takes the package, a
-# version pin, the folder and pip options.
-sb_pip() {
+# Runs pip install into a folder: its arguments are the folder and pip's.
+# --no-user overrides a "user = true" of pip's config, which --target rejects.
+sb_pip_install() {
   sb_run "$SB_INSTALL_TIMEOUT" python3 -m pip install --quiet \
-    --disable-pip-version-check --no-input --target "$@"
+    --disable-pip-version-check --no-input --no-user --target "$@"
 }
 
+# Runs sb_pip_install without pip's config files (PIP_CONFIG_FILE=/dev/null)
+# and PIP_* variables (--isolated), whose index, no-index or proxy settings
+# would change or stall a source that names its own location. Each
+# sb_pip_SOURCE takes the package, a version pin, the folder and pip options.
+sb_pip() {
+  PIP_CONFIG_FILE=/dev/null sb_pip_install "$@" --isolated
+}
+
+# PyPI keeps pip's config and variables, where a proxy or mirror may be set.
 sb_pip_pypi() {
-  sb_pip "${@:3}" "$1$2"
+  sb_pip_install "${@:3}" "$1$2"
 }
 
 sb_tools() {

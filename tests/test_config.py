@@ -304,6 +304,19 @@ def test_domain_and_domains_are_exclusive(example_data: dict[str, Any]) -> None:
     assert issues[0].startswith("domain: use either one [domain] or [[domains]]")
 
 
+def test_rewrite_public_git_urls_is_boolean(example_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(example_data)
+    assert not parse_config(data).network.rewrite_public_git_urls
+    data["network"] = {"rewrite_public_git_urls": True}
+    assert parse_config(data).network.rewrite_public_git_urls
+    data["network"] = {"rewrite_public_git_urls": "yes"}
+    issues = rollout_issues(data)
+    assert any(
+        i.startswith("network.rewrite_public_git_urls: must be true or false")
+        for i in issues
+    )
+
+
 def test_network_fields_are_checked(example_data: dict[str, Any]) -> None:
     data = copy.deepcopy(example_data)
     data["network"] = {

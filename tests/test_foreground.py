@@ -189,6 +189,26 @@ def test_unchanged_config_is_not_rewritten(script: Path, home: Path) -> None:
     assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
 
 
+@pytest.mark.parametrize("name", ["gitconfig", "sync.sh", "hook.sh"])
+def test_unchanged_state_file_keeps_inode(script: Path, home: Path, name: str) -> None:
+    assert start(script, home).returncode == 0
+    path = home / ".studio-bootstrap" / name
+    before = path.stat()
+    time.sleep(0.01)
+    assert start(script, home).returncode == 0
+    after = path.stat()
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    assert after.st_mode == before.st_mode
+
+
+def test_changed_mode_of_state_file_is_restored(script: Path, home: Path) -> None:
+    assert start(script, home).returncode == 0
+    path = home / ".studio-bootstrap" / "sync.sh"
+    path.chmod(0o644)
+    assert start(script, home).returncode == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+
+
 def test_same_named_profile_is_taken_over(script: Path, home: Path) -> None:
     original = (
         "[default]\nregion = us-east-1\n"

@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-from bootstrap.sandbox.helper_wheel import build_helper_wheels
-from bootstrap.sandbox.vpc import ENDPOINT_VARIABLES, REPOSITORY
+from bootstrap.sandbox.aws import DOMAIN_ACCOUNT, REPOSITORY_ACCOUNT
+from bootstrap.sandbox.helper_wheel import build_cli_wheels, build_helper_wheels
+from bootstrap.sandbox.vpc import CODEARTIFACT_PREFIX, ENDPOINT_VARIABLES, REPOSITORY
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_SECONDS = 300
@@ -65,6 +66,17 @@ def wheels() -> Iterator[Path]:
     folder.chmod(0o755)
     try:
         yield build_helper_wheels(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cli_wheels() -> Iterator[Path]:
+    """A folder with the wheels of the AWS CLI and its dependencies."""
+    folder = Path(tempfile.mkdtemp(prefix="studio-vpc-cli-wheels-"))
+    folder.chmod(0o755)
+    try:
+        yield build_cli_wheels(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -114,9 +126,24 @@ def assert_quiet_logs(report: dict[str, Any]) -> None:
         assert not SECRET_SHAPES.search("\n".join(texts))
 
 
-def installed_from(start: dict[str, Any], source: str) -> bool:
-    line = f"studio-bootstrap: installed git-remote-codecommit from {source}\n"
+def installed_from(
+    start: dict[str, Any], source: str, package: str = "git-remote-codecommit"
+) -> bool:
+    line = f"studio-bootstrap: installed {package} from {source}\n"
     return line in (start["sync_log"] or "")
+
+
+def assert_token_kept_secret(report: dict[str, Any]) -> None:
+    """CodeArtifact tokens reach no command line, log, status or home file."""
+    assert report["tokens_issued"] > 0
+    assert report["cmdline_scans"] > 0
+    assert report["token_in_cmdline"] == []
+    assert report["token_files"] == []
+    assert_quiet_logs(report)
+
+
+def token_requests(report: dict[str, Any]) -> list[tuple[int, str | None]]:
+    return [(r["status"], r["code"]) for r in report["codeartifact_requests"]]
 
 
 def test_wheelhouse_source_clones(wheels: Path) -> None:
@@ -195,7 +222,7 @@ def test_s3_wrong_sha256_is_rejected(wheels: Path) -> None:
 
 
 def test_https_transport_through_endpoints(wheels: Path) -> None:
-    report = run_vpc(wheels, transport="https", sources=["pypi"])
+    report = run_vpc(wheels, transport="https", sources=["pypi"], rewrite=True)
     assert_loopback_only(report)
     (start,) = report["starts"]
     assert_no_endpoint_variables(start)
@@ -216,4 +243,102 @@ def test_https_transport_through_endpoints(wheels: Path) -> None:
         r"\[services studio-bootstrap\]\nsts =\n\tendpoint_url = http://127\.0\.0\.1:\d+\n",
         aws_config,
     ), aws_config
+    assert_quiet_logs(report)
+
+
+def test_codeartifact_index_clones(wheels: Path) -> None:
+    report = run_vpc(wheels, sources=["index"], codeartifact={})
+    assert_loopback_only(report)
+    (start,) = report["starts"]
+    assert_no_endpoint_variables(start)
+    assert_cloned(start, CODECOMMIT_ORIGIN)
+    assert installed_from(start, "index")
+    assert token_requests(report) == [(200, None)]
+    (request,) = report["codeartifact_requests"]
+    assert request["domain"] == "ml-tools"
+    assert request["domain_owner"] == DOMAIN_ACCOUNT
+    assert request["duration"] == "900"
+    assert request["caller_account"] == DOMAIN_ACCOUNT
+    assert f"{CODEARTIFACT_PREFIX}git-remote-codecommit/" in report["index_requests"]
+    assert report["index_rejections"] == []
+    assert_token_kept_secret(report)
+
+
+@pytest.mark.parametrize(
+    ("codeartifact", "code", "status"),
+    [
+        ({"domain": "missing"}, "ResourceNotFoundException", 404),
+        (
+            {"domain": "not_shared", "owner": REPOSITORY_ACCOUNT},
+            "AccessDeniedException",
+            403,
+        ),
+    ],
+    ids=["unknown-domain", "wrong-owner"],
+)
+def test_codeartifact_failure_then_fixed(
+    wheels: Path, codeartifact: dict[str, Any], code: str, status: int
+) -> None:
+    # The first start cannot get a token; before the second, the domain
+    # exists and lets account B in, so the retry installs and clones.
+    scenario = {**codeartifact, "fixed_on_start": 2}
+    report = run_vpc(wheels, sources=["index"], codeartifact=scenario, starts=2)
+    first, second = report["starts"]
+    assert first["returncode"] == 0, first["stdout"] + first["stderr"]
+    assert first["readme"] is None
+    assert first["installed"] == []
+    assert first["status"].startswith("state=failed\n")
+    message = first["status"].split("message=", 1)[1]
+    assert message.startswith("installing git-remote-codecommit from index failed: ")
+    assert code in message
+    assert "\n" not in message.strip()
+    log = first["sync_log"]
+    assert "Traceback" not in log
+    failures = [line for line in log.splitlines() if code in line]
+    assert failures, log
+    for line in failures:
+        assert "studio-bootstrap: " in line
+    assert_cloned(second, CODECOMMIT_ORIGIN)
+    assert installed_from(second, "index")
+    assert (status, code) in token_requests(report)
+    assert token_requests(report)[-1] == (200, None)
+    assert_token_kept_secret(report)
+
+
+def test_https_cli_from_codeartifact(wheels: Path, cli_wheels: Path) -> None:
+    report = run_vpc(
+        wheels,
+        transport="https",
+        sources=["index"],
+        codeartifact={},
+        cli_wheels=str(cli_wheels),
+        image_aws=False,
+    )
+    (start,) = report["starts"]
+    assert start["aws_on_path"] is None
+    assert_cloned(start, start["origin"])
+    assert start["origin"].startswith("https://127.0.0.1:")
+    assert installed_from(start, "index", "awscli")
+    assert start["installed"] == ["awscli"]
+    assert f"{CODEARTIFACT_PREFIX}awscli/" in report["index_requests"]
+    assert f"{CODEARTIFACT_PREFIX}botocore/" in report["index_requests"]
+    assert report["index_rejections"] == []
+    assert_token_kept_secret(report)
+
+
+def test_https_cli_from_plain_index(wheels: Path, cli_wheels: Path) -> None:
+    report = run_vpc(
+        wheels,
+        transport="https",
+        sources=["index"],
+        cli_wheels=str(cli_wheels),
+        image_aws=False,
+    )
+    (start,) = report["starts"]
+    assert start["aws_on_path"] is None
+    assert_cloned(start, start["origin"])
+    assert installed_from(start, "index", "awscli")
+    assert start["installed"] == ["awscli"]
+    assert "/simple/awscli/" in report["index_requests"]
+    assert report["codeartifact_requests"] == []
     assert_quiet_logs(report)

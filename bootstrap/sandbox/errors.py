@@ -16,7 +16,11 @@ class RepositoryNotFoundError(SandboxError, LookupError):
 
 
 class GitAuthenticationError(SandboxError):
-    """Raised when the local CodeCommit endpoint rejects a request's credentials."""
+    """Raised when a request's AWS credentials, signature or permissions fail a check.
+
+    The local CodeCommit Git endpoint and the local CodeArtifact API share
+    these checks (``git_auth``).
+    """
 
 
 class StudioImageError(SandboxError):

@@ -97,13 +97,30 @@ def sign_git_request(
     secret_access_key: str, timestamp: str, region: str, path: str, host: str
 ) -> str:
     """Return the hex SigV4 signature of a CodeCommit Git request."""
+    return sign_request(
+        secret_access_key, timestamp, region, SERVICE, canonical_request(path, host)
+    )
+
+
+def sign_request(
+    secret_access_key: str,
+    timestamp: str,
+    region: str,
+    service: str,
+    canonical: str,
+) -> str:
+    """Return the hex SigV4 signature of a canonical request.
+
+    ``timestamp`` goes into the string to sign as given: SigV4 requests use
+    ``YYYYMMDDTHHMMSSZ``, CodeCommit Git passwords the form without ``Z``.
+    """
     date = timestamp[:8]
-    scope = f"{date}/{region}/{SERVICE}/aws4_request"
-    request_hash = hashlib.sha256(canonical_request(path, host).encode()).hexdigest()
+    scope = f"{date}/{region}/{service}/aws4_request"
+    request_hash = hashlib.sha256(canonical.encode()).hexdigest()
     string_to_sign = f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{request_hash}"
 
     key = f"AWS4{secret_access_key}".encode()
-    for part in (date, region, SERVICE, "aws4_request"):
+    for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
@@ -132,28 +149,8 @@ def verify_git_credentials(
     Whether the session's role may use the repository is the caller's check.
     """
     key = credentials.access_key_id
-    session = find_sts_session(key)
-    if session is None:
-        raise GitAuthenticationError(f"access key {key} was not issued by STS")
-    if credentials.session_token != session.session_token:
-        raise GitAuthenticationError(f"session token does not match access key {key}")
-    if session.expired(now):
-        raise GitAuthenticationError(
-            f"credentials of access key {key} expired at {session.expiration:%c}"
-        )
-
-    try:
-        signed_at = datetime.datetime.strptime(credentials.timestamp, TIMESTAMP_FORMAT)
-    except ValueError as exc:
-        raise GitAuthenticationError(
-            f"signature timestamp {credentials.timestamp}Z is not a valid time"
-        ) from exc
-    signed_at = signed_at.replace(tzinfo=datetime.timezone.utc)
-    if abs(now - signed_at) > MAX_CLOCK_SKEW:
-        raise GitAuthenticationError(
-            f"signature timestamp {credentials.timestamp}Z is more than "
-            f"{MAX_CLOCK_SKEW} away from the server clock"
-        )
+    session = find_valid_session(key, credentials.session_token, now)
+    check_signature_time(credentials.timestamp, now)
 
     for signed_host in signed_hosts(host):
         expected = sign_git_request(
@@ -166,19 +163,68 @@ def verify_git_credentials(
     )
 
 
+def find_valid_session(
+    access_key_id: str, session_token: str | None, now: datetime.datetime
+) -> StsSession:
+    """Return the unexpired STS session of an access key and its session token.
+
+    Raises GitAuthenticationError when moto's STS did not issue the key, the
+    token is not the session's, or the session has expired.
+    """
+    session = find_sts_session(access_key_id)
+    if session is None:
+        raise GitAuthenticationError(
+            f"access key {access_key_id} was not issued by STS"
+        )
+    if session_token != session.session_token:
+        raise GitAuthenticationError(
+            f"session token does not match access key {access_key_id}"
+        )
+    if session.expired(now):
+        raise GitAuthenticationError(
+            f"credentials of access key {access_key_id} expired at "
+            f"{session.expiration:%c}"
+        )
+    return session
+
+
+def check_signature_time(timestamp: str, now: datetime.datetime) -> None:
+    """Raise GitAuthenticationError unless a ``YYYYMMDDTHHMMSS`` UTC time is
+    within MAX_CLOCK_SKEW of ``now``."""
+    try:
+        signed_at = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+    except ValueError as exc:
+        raise GitAuthenticationError(
+            f"signature timestamp {timestamp}Z is not a valid time"
+        ) from exc
+    signed_at = signed_at.replace(tzinfo=datetime.timezone.utc)
+    if abs(now - signed_at) > MAX_CLOCK_SKEW:
+        raise GitAuthenticationError(
+            f"signature timestamp {timestamp}Z is more than "
+            f"{MAX_CLOCK_SKEW} away from the server clock"
+        )
+
+
 def git_action(service: str | None) -> str:
     """Return the IAM action a Git smart-HTTP service needs."""
     return GIT_PUSH if service == "git-receive-pack" else GIT_PULL
 
 
-def check_role_allows(role_arn: str, action: str, resource: str) -> None:
+def check_role_allows(
+    role_arn: str,
+    action: str,
+    resource: str,
+    conditions: dict[str, str] | None = None,
+) -> None:
     """Raise GitAuthenticationError unless the role's policies allow the action.
 
     The role's inline and attached policies are evaluated with moto's
     ``IAMPolicy`` (an explicit Deny wins, then any Allow), and so is its
-    permissions boundary, which must allow the action too. NOTE: moto 5.2.1's
-    evaluator treats an Allow with a Condition as a Deny when the request
-    carries no condition values, and matches action names case-sensitively.
+    permissions boundary, which must allow the action too. ``conditions``
+    maps condition keys to the request's values, such as
+    ``sts:AWSServiceName``. NOTE: moto 5.2.1's evaluator treats an Allow with
+    a Condition as a Deny when the request carries no value for its key, and
+    matches action names case-sensitively.
     """
     account = role_arn.split(":")[4]
     backend = iam_backends[account][MOTO_PARTITION]
@@ -189,7 +235,12 @@ def check_role_allows(role_arn: str, action: str, resource: str) -> None:
 
     documents: list[Any] = [_document(d) for d in role.policies.values()]
     documents += list(role.managed_policies.values())
-    results = [IAMPolicy(d).is_action_permitted(action, resource) for d in documents]
+    results = [
+        IAMPolicy(d).is_action_permitted(
+            action, resource, incoming_condition_values=conditions
+        )
+        for d in documents
+    ]
     if PermissionResult.DENIED in results:
         raise GitAuthenticationError(f"{action} on {resource} is denied to {role_arn}")
     if PermissionResult.PERMITTED not in results:
@@ -205,9 +256,10 @@ def check_role_allows(role_arn: str, action: str, resource: str) -> None:
             raise GitAuthenticationError(
                 f"permissions boundary {boundary_arn} of {role_arn} does not exist"
             ) from exc
-        if IAMPolicy(boundary).is_action_permitted(action, resource) != (
-            PermissionResult.PERMITTED
-        ):
+        permitted = IAMPolicy(boundary).is_action_permitted(
+            action, resource, incoming_condition_values=conditions
+        )
+        if permitted != PermissionResult.PERMITTED:
             raise GitAuthenticationError(
                 f"{action} on {resource} is outside the permissions boundary "
                 f"{boundary_arn} of {role_arn}"

@@ -1,8 +1,9 @@
 """The sandbox's local AWS stack on 127.0.0.1.
 
 ``LocalStack`` starts moto in server mode (IAM, STS and the rest of AWS), a
-container-credentials endpoint serving account B's execution role, and an
-HTTPS CodeCommit Git endpoint whose repositories live in account A.
+container-credentials endpoint serving account B's execution role, an HTTPS
+CodeCommit Git endpoint whose repositories live in account A, and a
+CodeArtifact API endpoint, which moto lacks.
 
 moto picks the account of a request from its access key: keys it did not
 issue map to 123456789012, keys from STS AssumeRole map to the role's
@@ -32,6 +33,7 @@ from bootstrap.sandbox.aws import (
     SandboxSession,
     make_session,
 )
+from bootstrap.sandbox.codeartifact import LocalCodeArtifact
 from bootstrap.sandbox.codecommit import LocalCodeCommit, Repository
 from bootstrap.sandbox.credentials import ContainerCredentialsServer, IssuedCredentials
 from bootstrap.sandbox.errors import StackNotStartedError
@@ -81,7 +83,7 @@ def install_sagemaker_extension(stack: LocalStack) -> None:
 
 
 class LocalStack:
-    """moto, a container-credentials endpoint and a CodeCommit endpoint.
+    """moto, a container-credentials endpoint, a CodeCommit and a CodeArtifact endpoint.
 
     Use as a context manager, or call start() and stop(). stop() ends every
     thread, subprocess and listening socket the stack started and deletes its
@@ -107,6 +109,7 @@ class LocalStack:
         self._moto: MotoServer | None = None
         self._credentials: ContainerCredentialsServer | None = None
         self._codecommit: LocalCodeCommit | None = None
+        self._codeartifact: LocalCodeArtifact | None = None
         self._admin_credentials: dict[str, dict[str, str]] = {}
         self._admin_lock = threading.Lock()
 
@@ -125,7 +128,7 @@ class LocalStack:
     # Lifecycle.
 
     def start(self) -> None:
-        """Start moto, then the credentials and CodeCommit endpoints."""
+        """Start moto, then the credentials, CodeCommit and CodeArtifact endpoints."""
         if self._root is not None:
             raise StackNotStartedError("the stack is already started")
         self._root = self._make_root()
@@ -136,18 +139,25 @@ class LocalStack:
             self._moto.start()
             self._start_credentials()
             self._start_codecommit()
+            self._codeartifact = LocalCodeArtifact(self.region)
+            self._codeartifact.start()
         except BaseException:
             self.stop()
             raise
         logger.info(
-            "local stack started: moto %s, credentials %s, codecommit %s",
+            "local stack started: moto %s, credentials %s, codecommit %s, "
+            "codeartifact %s",
             self.endpoint_url,
             self.credentials_url,
             self.codecommit_host,
+            self.codeartifact.url,
         )
 
     def stop(self) -> None:
         """Stop every server and delete the stack's folder."""
+        if self._codeartifact is not None:
+            self._codeartifact.close()
+            self._codeartifact = None
         if self._codecommit is not None:
             self._codecommit.close()
             self._codecommit = None
@@ -222,6 +232,13 @@ class LocalStack:
     def codecommit_host(self) -> str:
         """``127.0.0.1:PORT``, the value for ``CODE_COMMIT_ENDPOINT``."""
         return self.codecommit.host
+
+    @property
+    def codeartifact(self) -> LocalCodeArtifact:
+        """The CodeArtifact API, whose ``url`` is the API endpoint URL."""
+        if self._codeartifact is None:
+            raise StackNotStartedError("the stack is not started")
+        return self._codeartifact
 
     @property
     def ca_path(self) -> Path:
