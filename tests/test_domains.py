@@ -634,3 +634,19 @@ def test_iam_domain_picks_account_b_templates_only(
     assert execution_role(ACCOUNT_B) in text
     assert execution_role(ACCOUNT_C) in text
     capsys.readouterr()
+
+
+def test_missing_profile_fails_only_its_domain(
+    local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    config = write_config(tmp_path, domains)
+    text = config.read_text().replace(
+        f'profile = "admin-{ACCOUNT_C}"', 'profile = "not-in-the-aws-config"'
+    )
+    config.write_text(text)
+    assert cli(config, local_stack, "register") == 1
+    output = capsys.readouterr()
+    rows = {line.split()[0]: line for line in output.out.splitlines() if line}
+    assert "AWS profile not found: not-in-the-aws-config" in rows["risk-eu"]
+    assert "registered" in rows["research-eu"]
+    assert "registered" in rows["research-us"]
