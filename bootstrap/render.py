@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -44,9 +45,19 @@ AMAZON_HOST = re.compile(r"amazon\.com|amazonaws\.com")
 # reach STS through the configured endpoint.
 SERVICES_SECTION = "studio-bootstrap"
 
+# The app types of Studio Classic, whose apps share the user's EFS home, so
+# that a lock or a leftover of another host may belong to a live sync.
+SHARED_HOME_APP_TYPES = ("JupyterServer", "KernelGateway")
+
 # The checks that the source turns off line by line, for data that contains
 # text for awk and git rather than shell code.
 MINIFIED_DISABLE = "SC2016"
+# The program's own names, which shorten_names may replace.
+INTERNAL_NAME = re.compile(r"\b(?:sb|SB)_[A-Za-z0-9_]+\b")
+# sb_pip_SOURCE is called by a name built at run time ("sb_pip_$source"), and
+# the bench traces sb_step and sb_sync_repo in the running program.
+KEPT_PREFIXES = ("sb_pip_",)
+KEPT_NAMES = frozenset({"sb_step", "sb_sync_repo"})
 
 # The start of a part of the script: a data assignment or a function.
 PART_START = re.compile(r"^(?:(SB_[A-Z_]+)=|(sb_[a-z_]+|main)\(\) \{)", re.MULTILINE)
@@ -280,6 +291,7 @@ def render_script(config: Config, app_type: str) -> RenderedScript:
     context = {
         "version": __version__,
         "app_type": app_type,
+        "shared_home": app_type in SHARED_HOME_APP_TYPES,
         "strict": "true" if config.strict else "false",
         "repositories": [_repository_context(r) for r in repositories],
         "aws_block": aws_block(repositories, config.network.sts_endpoint_url),
@@ -356,10 +368,55 @@ def _gzip_base64(data: bytes) -> str:
 
 
 def pack(source: str, strict: bool) -> str:
-    """Wrap a minified, compressed program in a script that unpacks and runs it."""
-    payload = _gzip_base64(minify(source).encode("utf-8"))
+    """Wrap a minified, compressed program in a script that unpacks and runs it.
+
+    A program that does not fit the content limit that way is packed again
+    with short internal names (``shorten_names``).
+    """
     template = SHELL.get_template("packed.sh.j2")
-    return template.render(payload=payload, failure_status=1 if strict else 0)
+    status = 1 if strict else 0
+    program = minify(source)
+    text = template.render(
+        payload=_gzip_base64(program.encode()), failure_status=status
+    )
+    if _encoded_length(text) <= CONTENT_LIMIT:
+        return text
+    payload = _gzip_base64(shorten_names(program).encode())
+    return template.render(payload=payload, failure_status=status)
+
+
+def shorten_names(program: str) -> str:
+    """Give a program's own functions (sb_*) and variables (SB_*) short names.
+
+    The names keep their prefixes, because the program lists its functions
+    by prefix to write sync.sh, and the most frequent names get the shortest
+    ones. Names that code outside the program refers to stay as they are.
+    The readable program is lifecycle/*.source.sh either way.
+    """
+    counts = Counter(match.group(0) for match in INTERNAL_NAME.finditer(program))
+    renames: dict[str, str] = {}
+    numbers = {"sb": 0, "SB": 0}
+    for name, _ in counts.most_common():
+        if name in KEPT_NAMES or name.startswith(KEPT_PREFIXES):
+            continue
+        prefix = name[:2]
+        short = _base36(numbers[prefix])
+        renames[name] = f"{prefix}_{short if prefix == 'sb' else short.upper()}"
+        numbers[prefix] += 1
+    return INTERNAL_NAME.sub(lambda m: renames.get(m.group(0), m.group(0)), program)
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = digits[number % 36]
+    while number >= 36:
+        number //= 36
+        text = digits[number % 36] + text
+    return text
+
+
+def _encoded_length(text: str) -> int:
+    return len(base64.b64encode(text.encode("utf-8")))
 
 
 def _repository_context(repository: Repository) -> dict[str, str]:
@@ -392,7 +449,8 @@ def check_size(script: RenderedScript) -> None:
         f"{CONTENT_LIMIT:,} limit of a lifecycle configuration "
         f"({len(script.content):,} bytes before encoding, "
         f"{len(script.source.encode()):,} bytes unpacked); largest parts: {parts}. "
-        "Configure fewer repositories per domain or shorten values."
+        "Configure fewer repositories per domain, fewer helper sources (each "
+        "adds its own install code), or shorter values."
     )
 
 

@@ -303,14 +303,14 @@ END {
 sb_sync_main() {
   local i
   SB_DEADLINE_AT=$((SECONDS + SB_DEADLINE))
-  SB_HELD=()
+  SB_HELD=''
   PATH="$SB_DIR/bin:$PATH"
   export GIT_TERMINAL_PROMPT=0
   sb_trust_clones
   mkdir -p "$SB_DIR/status" "$SB_DIR/locks" || return 1
   sb_rotate_log
   sb_log "sync started (pid $$, ${#SB_NAMES[@]} repositories)"
-  trap 'sb_unlock_held' EXIT
+  trap 'sb_unlock' EXIT
   trap 'exit 143' TERM INT HUP
   if [[ -z ${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI:-}${AWS_CONTAINER_CREDENTIALS_FULL_URI:-} ]]; then
     sb_log "neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor" \
@@ -372,7 +372,7 @@ sb_sync_repo() {
     sb_summary "${SB_NAMES[$i]}: failed: $outcome"
   fi
   sb_give_back "$dest" "$HOME/.aws" "$SB_DIR"
-  sb_unlock "$id"
+  sb_unlock
 }
 
 # Logs a summary line, and copies it to the app's container log when that
@@ -547,18 +547,13 @@ PYTHONPATH=\"\$lib\${PYTHONPATH:+:\$PYTHONPATH}\" exec python3 -c 'import sys; f
 # Studio Classic it may run on another host, so its files must also be older
 # than one install.
 sb_clean_lib() {
-  local path pid now
-  TZ=UTC0 printf -v now '%(%s)T' -1
+  local path pid
   for path in "$SB_DIR"/lib/*.new.*; do
     pid=${path##*.new.}
     pid=${pid%%.*}
     # A glob that matches nothing stays as it is, and its pid is then "*".
     [[ $pid =~ ^[0-9]+$ && $pid != "$$" ]] || continue
     sb_start_ticks "$pid" >/dev/null && continue
-    case $SB_APP_TYPE in
-      JupyterLab | CodeEditor) ;;
-      *) ((now - $(stat -c %Y -- "$path" || echo "$now") > SB_FETCH_TIMEOUT + SB_INSTALL_TIMEOUT + 10)) || continue ;;
-    esac
     rm -rf -- "$path"
   done
 }
@@ -643,8 +638,10 @@ sb_clone() {
   rm -rf -- "$tmp"
   if ! sb_retry "${SB_NAMES[$i]}: clone" sb_clone_once "$i" "$tmp" "${args[@]}" -- "$url" "$tmp"; then
     rm -rf -- "$tmp"
-    if sb_region_unknown && [[ ${SB_TRANSPORTS[$i]} == codecommit && ${SB_FALLBACKS[$i]} == true ]]; then
-      sb_log "${SB_NAMES[$i]}: $SB_ERROR (botocore $(sb_botocore_version));" \
+    # git-remote-codecommit fails this way when its botocore is too old to know the region.
+    if [[ $SB_ERROR == *"Region is not available"* && ${SB_TRANSPORTS[$i]} == codecommit && ${SB_FALLBACKS[$i]} == true ]]; then
+      sb_log "${SB_NAMES[$i]}: $SB_ERROR (botocore" \
+        "$(python3 -c 'import botocore; print(botocore.__version__)' 2>/dev/null || echo unknown));" \
         "falling back to HTTPS with the credential helper"
       SB_TRANSPORTS[i]=https
       url=$(sb_url "$i")
@@ -669,19 +666,11 @@ sb_clone_once() {
   sb_git "$i" "$SB_CLONE_TIMEOUT" "$@"
 }
 
-sb_region_unknown() {
-  [[ $SB_ERROR == *"Region is not available"* ]]
-}
-
-sb_botocore_version() {
-  python3 -c 'import botocore; print(botocore.__version__)' 2>/dev/null || echo unknown
-}
-
 # Fetches, then fast-forwards the checked-out branch only when the work tree
 # is clean, nothing is in progress and no file of the user is in the way.
-# Otherwise it leaves the branch as it is.
+# Otherwise it leaves the branch as it is, and the outcome says why.
 sb_update() {
-  local i=$1 dest=$2 gitdir branch head upstream before changes path err
+  local i=$1 dest=$2 gitdir branch head upstream before changes path err why
   if ! sb_retry "${SB_NAMES[$i]}: install" sb_tools "$i"; then
     SB_OUTCOME=$SB_ERROR
     return 1
@@ -692,50 +681,37 @@ sb_update() {
     return 1
   fi
   gitdir=$(git -C "$dest" rev-parse --absolute-git-dir) || { SB_OUTCOME="not a readable repository"; return 1; }
-  if [[ -e $gitdir/MERGE_HEAD || -d $gitdir/rebase-merge || -d $gitdir/rebase-apply || -e $gitdir/CHERRY_PICK_HEAD || -e $gitdir/REVERT_HEAD ]]; then
-    SB_OUTCOME="fetched; a merge, rebase, cherry-pick or revert is in progress, so the branch was left as it is"
-    return 0
-  fi
-  if ! branch=$(git -C "$dest" symbolic-ref -q --short HEAD); then
-    SB_OUTCOME="fetched; HEAD is detached, so it was left as it is"
-    return 0
-  fi
-  if ! upstream=$(git -C "$dest" rev-parse -q --verify '@{upstream}' 2>/dev/null); then
-    SB_OUTCOME="fetched; branch $branch has no upstream (deleted upstream?), so it was left as it is"
-    return 0
-  fi
   head=$(git -C "$dest" rev-parse -q --verify HEAD) || head=''
-  if [[ $head == "$upstream" ]]; then
+  if [[ -e $gitdir/MERGE_HEAD || -d $gitdir/rebase-merge || -d $gitdir/rebase-apply || -e $gitdir/CHERRY_PICK_HEAD || -e $gitdir/REVERT_HEAD ]]; then
+    why="a merge, rebase, cherry-pick or revert is in progress"
+  elif ! branch=$(git -C "$dest" symbolic-ref -q --short HEAD); then
+    why="HEAD is detached"
+  elif ! upstream=$(git -C "$dest" rev-parse -q --verify '@{upstream}' 2>/dev/null); then
+    why="$branch has no upstream branch (deleted upstream?)"
+  elif [[ $head == "$upstream" ]]; then
     SB_OUTCOME="up to date on $branch"
     return 0
-  fi
-  if ! changes=$(git -C "$dest" status --porcelain --untracked-files=no 2>&1); then
-    SB_OUTCOME="fetched; git status failed ($(sb_head "$changes")), so $branch was left as it is"
-    return 0
-  fi
-  if [[ -n $changes ]]; then
-    SB_OUTCOME="fetched; $branch has uncommitted changes, so it was not fast-forwarded"
-    return 0
-  fi
-  if [[ -n $head ]] && ! git -C "$dest" merge-base --is-ancestor HEAD "$upstream"; then
+  elif ! changes=$(git -C "$dest" status --porcelain --untracked-files=no 2>&1); then
+    why="git status failed ($(sb_head "$changes"))"
+  elif [[ -n $changes ]]; then
+    why="$branch has uncommitted changes"
+  elif [[ -n $head ]] && ! git -C "$dest" merge-base --is-ancestor HEAD "$upstream"; then
     if [[ $head == "$before" ]]; then
-      SB_OUTCOME="fetched; $branch was rewritten upstream (force-pushed), so it was left as it is"
+      why="$branch was rewritten upstream (force-pushed)"
     elif git -C "$dest" merge-base --is-ancestor "$upstream" HEAD; then
-      SB_OUTCOME="fetched; $branch has local commits ahead of upstream, left as it is"
+      why="$branch has local commits ahead of upstream"
     else
-      SB_OUTCOME="fetched; $branch has diverged from upstream, left as it is"
+      why="$branch has diverged from upstream"
     fi
+  elif path=$(sb_path_in_way "$dest" "$head" "$upstream"); then
+    why="upstream of $branch adds $path, where the work tree has an untracked or ignored file"
+  elif ! err=$(git -C "$dest" merge --ff-only --quiet "$upstream" 2>&1 >/dev/null); then
+    why="git merge --ff-only failed ($(sb_head "$err"))"
+  else
+    SB_OUTCOME="fast-forwarded $branch to ${upstream:0:12}"
     return 0
   fi
-  if path=$(sb_path_in_way "$dest" "$head" "$upstream"); then
-    SB_OUTCOME="fetched; upstream adds $path, where the work tree has an untracked or ignored file, so $branch was left as it is"
-    return 0
-  fi
-  if ! err=$(git -C "$dest" merge --ff-only --quiet "$upstream" 2>&1 >/dev/null); then
-    SB_OUTCOME="fetched; git refused to fast-forward $branch ($(sb_head "$err")), so it was left as it is"
-    return 0
-  fi
-  SB_OUTCOME="fast-forwarded $branch to ${upstream:0:12}"
+  SB_OUTCOME="fetched, not fast-forwarded: $why"
 }
 
 # Prints the first path that the fast-forward to a commit would add where the
@@ -792,7 +768,7 @@ sb_own_lock() {
   ticks=$(sb_start_ticks "$$") || ticks=''
   printf 'host=%s pid=%s started=%s%s\n' "${HOSTNAME:-unknown}" "$$" "$now" \
     "${ticks:+ ticks=$ticks}" >"$1/owner"
-  SB_HELD+=("$1")
+  SB_HELD=$1
 }
 
 # Prints the start time of a process in clock ticks since boot, which is
@@ -831,10 +807,7 @@ sb_lock_stale() {
     # NOTE: this assumes that a space's EBS home serves one running app at a
     # time, so another host is a container that is gone. If two containers
     # could share it, a live sync of the other could lose its lock.
-    case $SB_APP_TYPE in
-      JupyterLab | CodeEditor) return 0 ;;
-      *) ;;
-    esac
+    return 0
   fi
   ((now - started > SB_DEADLINE + 300))
 }
@@ -860,20 +833,11 @@ sb_break_lock() {
   return "$rc"
 }
 
+# Removes the lock that this sync holds, if any. The sync holds at most one
+# lock at a time, in SB_HELD, and the EXIT trap calls this too.
 sb_unlock() {
-  local lock="$SB_DIR/locks/$1.lock" kept=() held
-  rm -rf -- "$lock"
-  for held in "${SB_HELD[@]}"; do
-    [[ $held == "$lock" ]] || kept+=("$held")
-  done
-  SB_HELD=("${kept[@]}")
-}
-
-sb_unlock_held() {
-  local held
-  for held in "${SB_HELD[@]}"; do
-    rm -rf -- "$held"
-  done
+  [[ -z $SB_HELD ]] || rm -rf -- "$SB_HELD"
+  SB_HELD=''
 }
 
 # --- terminal hook ------------------------------------------------------------
@@ -943,7 +907,7 @@ sb_aws_config() {
     SB_SKIP_SYNC="the file ~/.aws/config is invalid"
     line="it does not parse ($line); fix it, then restart the app"
   elif ((rc != 0)); then
-    line="reading it or writing its new version failed (${line:-exit $rc})"
+    line="reading or rewriting it failed (${line:-exit $rc})"
   fi
   if ((rc != 0)); then
     rm -f -- "$new"
@@ -1023,7 +987,7 @@ sb_bashrc() {
   new="$target.studio-bootstrap.$$"
   if ! { [[ ! -e $target ]] || cat -- "$target"; } >"$new"; then
     rm -f -- "$new"
-    sb_log "the file ~/.bashrc could not be read or copied, so it was left unchanged"
+    sb_log "copying ~/.bashrc failed, so it was left unchanged"
     return 1
   fi
   # The copy is checked again, because another start may have added the line
@@ -1057,8 +1021,7 @@ sb_start_sync() {
     return 0
   fi
   if ! { : >>"$SB_DIR/sync.log"; } 2>/dev/null; then
-    sb_log "the file ~/.studio-bootstrap/sync.log cannot be written, so the" \
-      "sync was not started"
+    sb_log "the file ~/.studio-bootstrap/sync.log is not writable, so the sync was not started"
     return 1
   fi
   sb_spawn "$SB_DIR"

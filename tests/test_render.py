@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gzip
 import hashlib
 import re
 import shutil
@@ -374,15 +375,72 @@ def full_vpc_config(wheel: Path, **network: object) -> Config:
     return parse_config(data)
 
 
-# NOTE: this config renders to about 17,030 base64 characters (17,080 with
-# the rewrite), over CONTENT_LIMIT, so render rejects it.
-@pytest.mark.xfail(strict=True, reason="the full VPC config exceeds CONTENT_LIMIT")
 def test_full_vpc_config_fits(tmp_path: Path) -> None:
     wheel = minimal_wheel(tmp_path)
     for rewrite in (False, True):
         config = full_vpc_config(wheel, rewrite_public_git_urls=rewrite)
         for script in render_all(config):
             check_size(script)
+
+
+def long_names_vpc_config(wheel: Path) -> Config:
+    """The full VPC config with the rewrite, a 63-character bucket and long hosts."""
+    endpoint = "vpce-0123456789abcdef0-abcdefgh.{}.ap-southeast-2.vpce.amazonaws.com"
+    data = example_data()
+    data["network"] = {
+        "git_endpoints": {"eu-west-1": endpoint.format("git-codecommit")},
+        "rewrite_public_git_urls": True,
+        "sts_endpoint_url": "https://" + endpoint.format("sts"),
+        "s3_endpoint_url": "https://bucket." + endpoint.format("s3"),
+        "codeartifact_endpoint_url": "https://" + endpoint.format("api.codeartifact"),
+    }
+    data["helper"] = {
+        "sources": ["wheelhouse", "s3", "index", "pypi"],
+        "version": "1.17",
+        "wheel": str(wheel),
+        "bucket": "studio-bootstrap-helper-artifacts-222222222222-ap-southeast-2ab",
+        "index_url": CODEARTIFACT_INDEX,
+        "wheelhouse": "wheels",
+    }
+    assert len(data["helper"]["bucket"]) == 63
+    return parse_config(data)
+
+
+def test_full_vpc_config_long_names_fit(tmp_path: Path) -> None:
+    wheel = minimal_wheel(tmp_path)
+    for script in render_all(long_names_vpc_config(wheel)):
+        check_size(script)
+        # It fits only with short internal names, which keep their prefixes.
+        program = unpacked(script)
+        assert "sb_update" not in program
+        assert "sb_pip_s3() {" in program
+        assert "sb_step " in program
+
+
+def test_short_names_only_when_needed(scripts: list[RenderedScript]) -> None:
+    for script in scripts:
+        assert "sb_update() {" in unpacked(script)
+
+
+def unpacked(script: RenderedScript) -> str:
+    """Return the program that a packed script carries."""
+    payload = re.search(r"^SB_PACKED=(\S+)$", script.text, re.M)
+    assert payload is not None
+    return gzip.decompress(base64.b64decode(payload.group(1))).decode()
+
+
+def test_ten_default_repositories_fit() -> None:
+    for script in render_all(many_repositories(10)):
+        check_size(script)
+
+
+def test_shared_home_rules_only_in_classic(scripts: list[RenderedScript]) -> None:
+    # The age checks of leftovers and of locks from other hosts.
+    for script in scripts:
+        classic = script.app_type in ("JupyterServer", "KernelGateway")
+        waits = "SB_FETCH_TIMEOUT + SB_INSTALL_TIMEOUT + 10" in script.source
+        assert waits == classic, script.app_type
+        assert ("    return 0\n  fi\n  ((now - started" in script.source) != classic
 
 
 def test_public_git_urls_not_rewritten_by_default(tmp_path: Path) -> None:

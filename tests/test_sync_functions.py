@@ -119,11 +119,13 @@ def silent() -> Iterator[SilentServer]:
     server.close()
 
 
-def functions(tmp_path: Path, helper: dict[str, object]) -> Path:
+def functions(
+    tmp_path: Path, helper: dict[str, object], app_type: str = APP_TYPE
+) -> Path:
     """Write the rendered program without its call of main; return its path."""
     data = {
         "domain": {"id": "d-functions0001", "region": "eu-west-1"},
-        "app_types": [APP_TYPE],
+        "app_types": [app_type],
         "helper": helper,
         "repositories": [
             {
@@ -134,7 +136,7 @@ def functions(tmp_path: Path, helper: dict[str, object]) -> Path:
             }
         ],
     }
-    source = render_script(parse_config(data), APP_TYPE).source
+    source = render_script(parse_config(data), app_type).source
     assert source.endswith('main "$@"\n')
     path = tmp_path / "functions.sh"
     path.write_text(source.removesuffix('main "$@"\n'))
@@ -360,9 +362,8 @@ def test_clean_lib_waits_in_shared_home(tmp_path: Path) -> None:
     hour_ago = time.time() - 3600
     for path in old:
         os.utime(path, (hour_ago, hour_ago))
-    script = functions(tmp_path, {"sources": ["pypi"]})
-    call = "SB_APP_TYPE=JupyterServer\nsb_clean_lib"
-    result = run(tmp_path, script, call)
+    script = functions(tmp_path, {"sources": ["pypi"]}, "JupyterServer")
+    result = run(tmp_path, script, "sb_clean_lib")
     assert "rc=0 " in result.stdout, result.stdout + result.stderr
     assert all(p.exists() for p in recent)
     assert [p for p in old if p.exists()] == []

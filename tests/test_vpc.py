@@ -342,3 +342,19 @@ def test_https_cli_from_plain_index(wheels: Path, cli_wheels: Path) -> None:
     assert "/simple/awscli/" in report["index_requests"]
     assert report["codeartifact_requests"] == []
     assert_quiet_logs(report)
+
+
+def test_every_source_with_short_names_clones(wheels: Path) -> None:
+    """The largest config fits only with short internal names, and still runs."""
+    report = run_vpc(
+        wheels,
+        sources=["wheelhouse", "s3", "index", "pypi"],
+        s3_object="wheel",
+        codeartifact={},
+    )
+    assert report["names_shortened"]
+    assert_loopback_only(report)
+    (start,) = report["starts"]
+    assert_cloned(start, CODECOMMIT_ORIGIN)
+    assert installed_from(start, "wheelhouse")
+    assert_quiet_logs(report)

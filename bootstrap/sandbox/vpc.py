@@ -44,6 +44,8 @@ that contain a token, and the namespace's interfaces and routes.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import logging
 import shutil
@@ -216,6 +218,9 @@ def _run_starts(
         tokens = stack.codeartifact.issued_tokens()
         return {
             "starts": starts,
+            # Whether the script only fits with short internal names.
+            "names_shortened": "sb_update" not in script.text
+            and "sb_update" not in _program(script.text),
             "index_requests": list(index.requests),
             "index_rejections": list(index.rejections),
             "secrets_checked": len(secrets),
@@ -263,6 +268,12 @@ def _files_containing(root: Path, needles: list[str]) -> list[str]:
             if any(n in data for n in encoded):
                 found.append(str(path.relative_to(root)))
     return found
+
+
+def _program(text: str) -> str:
+    """Return the program that a packed script carries."""
+    payload = text.split("SB_PACKED=", 1)[1].split("\n", 1)[0]
+    return gzip.decompress(base64.b64decode(payload)).decode()
 
 
 def _config_data(
