@@ -340,13 +340,18 @@ def compose(
     """
     other_name = other_arn.rsplit("/", 1)[-1]
     template = SHELL.get_template("composed.sh.j2")
-    source = template.render(
-        other_name=other_name,
-        other_payload=_gzip_base64(other_content),
-        payload=_gzip_base64(minify(script.source).encode("utf-8")),
-        failure_status=1 if strict else 0,
-    )
-    text = minify(source) + "\n"
+    program = minify(script.source)
+    for attempt in (program, shorten_names(program)):
+        source = template.render(
+            other_name=other_name,
+            other_payload=_gzip_base64(other_content),
+            payload=_gzip_base64(attempt.encode("utf-8")),
+            failure_status=1 if strict else 0,
+        )
+        text = minify(source) + "\n"
+        # As in pack, short names only for a script that does not fit.
+        if _encoded_length(text) <= CONTENT_LIMIT:
+            break
     return RenderedScript(
         script.app_type, script.prefix, source, text, other_arn, script.domain_id
     )
