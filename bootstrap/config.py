@@ -196,7 +196,7 @@ class Helper:
     wheelhouse: str | None = None
     # The CodeArtifact domain behind index_url, its owner account and region.
     # Taken from index_url's host when it is CodeArtifact's public name;
-    # a set field replaces what the host says. The script then gets an
+    # a set field replaces the value from the host. The script then gets an
     # authorization token for the index.
     codeartifact_domain: str | None = None
     codeartifact_owner: str | None = None
@@ -1058,7 +1058,7 @@ def _check_admin_profile(value: str) -> str | None:
 
 
 def _check_wheel_content(path: Path, version: str) -> str | None:
-    """Check that a wheel holds git-remote-codecommit of its file name's version."""
+    """Check that a wheel contains git-remote-codecommit of its file name's version."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -1074,9 +1074,8 @@ def _check_wheel_content(path: Path, version: str) -> str | None:
     if fields.get("Name", "").lower().replace("_", "-") != "git-remote-codecommit":
         return f"metadata names {fields.get('Name')!r}, not git-remote-codecommit"
     if fields.get("Version") != version:
-        return (
-            f"metadata says version {fields.get('Version')!r}, the file name {version}"
-        )
+        found = fields.get("Version")
+        return f"metadata has version {found!r}, but the file name has {version}"
     return None
 
 

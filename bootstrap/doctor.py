@@ -161,12 +161,14 @@ class Doctor:
         except BootstrapError as exc:
             return [Check(FAIL, subject, str(exc), "fix the bucket, then " + REGISTER)]
         if plan is None or plan.action == helper_upload.KEEP:
-            message = "holds the wheel whose sha256 the script checks"
+            message = "contains the wheel whose sha256 the script checks"
             return [Check(OK, subject, message)]
         if plan.action == helper_upload.UPLOAD:
             message = "is missing, so the s3 source cannot install the helper"
         else:
-            message = f"holds another wheel ({plan.detail}); the script rejects it"
+            message = (
+                f"contains another wheel ({plan.detail}), which the script rejects"
+            )
         return [Check(FAIL, subject, message, REGISTER)]
 
     def execution_roles(self) -> list[str]:

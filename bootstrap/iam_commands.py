@@ -52,9 +52,9 @@ def run_iam(args: argparse.Namespace) -> int:
 def _run_iam_domains(args: argparse.Namespace, rollout: Rollout) -> int:
     """Render shared repository roles for every domain, and each domain's own.
 
-    The repository roles always cover every domain of the config, so that a
-    role shared by several domains never loses one's trust; --domain picks
-    the domains whose account-B templates are written and deployed.
+    The repository roles are built from every domain of the config, so a role
+    that several domains share trusts the execution roles of each. --domain
+    picks the domains whose account-B templates are written and deployed.
     """
     chains = [(config, _chain(args, config)) for config in rollout.configs]
     shared, own = iam.render_domains_templates(chains)

@@ -61,8 +61,8 @@ DOMAIN_FIELDS = {
 }
 # Domains in these states are attached to (after waiting for InService).
 ACTIVE_STATUSES = ("InService", "Updating", "Pending")
-# Work stops this long before the Lambda timeout (a shorter invocation keeps a
-# quarter of its time), which covers one SageMaker call in progress (at most
+# Work stops this long before the Lambda timeout, or a quarter of a shorter
+# invocation's time. The margin covers one SageMaker call in progress (at most
 # 3 attempts of 5 s connect and 10 s read, plus backoff) and the response.
 RESPONSE_MARGIN_SECONDS = 90.0
 FIRST_POLL_SECONDS = 1.0

@@ -438,7 +438,7 @@ sb_is_ours() {
 # line, which names the cause, else to its last line, redacted. The output
 # stays in memory because a full disk may not take one more file.
 # git 2.39 has no setting for curl's connect timeout, so an endpoint that
-# accepts TCP but never completes TLS holds an attempt for curl's default of
+# accepts TCP but never completes TLS keeps an attempt waiting for curl's default of
 # 300 seconds or the attempt's timeout, whichever ends first.
 sb_git() {
   local i=$1 err rc helper=() check='' host verb=$3
@@ -668,7 +668,7 @@ sb_clone_once() {
 
 # Fetches, then fast-forwards the checked-out branch only when the work tree
 # is clean, nothing is in progress and no file of the user is in the way.
-# Otherwise it leaves the branch as it is, and the outcome says why.
+# Otherwise it leaves the branch as it is, and the outcome gives the reason.
 sb_update() {
   local i=$1 dest=$2 gitdir branch head upstream before changes path err why
   if ! sb_retry "${SB_NAMES[$i]}: install" sb_tools "$i"; then

@@ -536,7 +536,7 @@ def test_helper_wheel_content_is_checked(
     link.parent.mkdir()
     link.symlink_to(minimal_wheel(tmp_path / "real"))
     assert (
-        "metadata says version '1.17', the file name 1.18"
+        "metadata has version '1.17', but the file name has 1.18"
         in rollout_issues(s3_helper_data(example_data, link))[0]
     )
     folder = tmp_path / "folder" / name

@@ -139,7 +139,7 @@ def attached(local_stack: LocalStack, name: str, domain_id: str) -> str | None:
     return arn.rsplit("/", 1)[-1] if arn else None
 
 
-def test_register_acts_on_every_domain_with_progress_and_summary(
+def test_register_every_domain_with_summary(
     local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
 ) -> None:
     config = write_config(tmp_path, domains)
@@ -196,7 +196,7 @@ def test_selection_touches_only_the_named_domains(
     assert "[1/1]" in capsys.readouterr().err
 
 
-def test_unknown_domain_is_a_usage_error_before_any_call(
+def test_unknown_domain_is_usage_error(
     local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
 ) -> None:
     config = write_config(tmp_path, domains)
@@ -247,8 +247,8 @@ def test_status_unregister_and_doctor_cover_every_domain(
         after = client.describe_domain(DomainId=domain_id)["DefaultUserSettings"]
         assert after == before[name]
 
-    # doctor runs per domain too; the repository roles do not exist in this
-    # test, so each domain fails on its own and all three are reported.
+    # doctor runs per domain too. The repository roles do not exist in this
+    # test, so each domain fails on its own, and all three are reported.
     profile_a = f"--profile-a=admin-{ACCOUNT_A}"
     assert cli(config, local_stack, "doctor", profile_a, "--output", "json") == 1
     document = json.loads(capsys.readouterr().out)
@@ -259,7 +259,7 @@ def test_status_unregister_and_doctor_cover_every_domain(
         assert "fail" in statuses
 
 
-def test_vpc_only_domain_gets_warnings_in_plan_and_doctor(
+def test_vpc_only_domain_warnings(
     local_stack: LocalStack, admin_profiles: None, tmp_path: Path, capsys: Any
 ) -> None:
     client = sagemaker_client(local_stack, "research-eu")
@@ -288,7 +288,8 @@ def test_vpc_only_domain_gets_warnings_in_plan_and_doctor(
     assert "installs only from PyPI" in error
     assert "no STS endpoint" in error
     assert "no CodeCommit Git endpoint is configured for eu-west-1" in error
-    assert "security groups" in error and "ana" in error
+    assert "security groups" in error
+    assert "ana" in error
     assert error.count("  fix: ") == 4
 
     profile_a = f"--profile-a=admin-{ACCOUNT_A}"
@@ -299,7 +300,7 @@ def test_vpc_only_domain_gets_warnings_in_plan_and_doctor(
     assert all(c["fix"] for c in warnings)
 
 
-def test_register_uploads_the_helper_wheel_and_unregister_removes_it(
+def test_register_uploads_helper_wheel(
     local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
 ) -> None:
     account, region = PLACES["research-eu"]
@@ -363,7 +364,7 @@ def test_register_uploads_the_helper_wheel_and_unregister_removes_it(
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
-def test_jobs_run_domains_together_and_keep_each_block_whole(
+def test_jobs_keep_blocks_whole(
     local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
 ) -> None:
     config = write_config(tmp_path, domains)
@@ -393,7 +394,7 @@ def test_jobs_must_be_a_small_positive_number(
     assert "--jobs: must be a number from 1 to 64, not '0'" in capsys.readouterr().err
 
 
-def test_ctrl_c_finishes_the_domain_in_progress_and_skips_the_rest(
+def test_ctrl_c_finishes_current_domain(
     local_stack: LocalStack, domains: dict[str, str], tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, domains)
@@ -408,25 +409,21 @@ def test_ctrl_c_finishes_the_domain_in_progress_and_skips_the_rest(
         text=True,
     )
     # Wait until the first domain is being updated, then press Ctrl-C.
-    deadline = time.monotonic() + 30
     client = sagemaker_client(local_stack, "research-eu")
-    while client.describe_domain(DomainId=domains["research-eu"])["Status"] != (
-        "Updating"
-    ):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.02)
+    wait_until_updating(client, domains["research-eu"], process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "interrupted: finishing the domains in progress" in err
     rows = {line.split()[0]: line for line in out.splitlines() if line}
     assert "registered" in rows["research-eu"]
-    assert "skipped" in rows["research-us"] and "skipped" in rows["risk-eu"]
+    assert "skipped" in rows["research-us"]
+    assert "skipped" in rows["risk-eu"]
     assert attached(local_stack, "research-eu", domains["research-eu"])
     assert attached(local_stack, "research-us", domains["research-us"]) is None
 
 
-def test_iam_renders_shared_roles_once_and_deploys_every_account(
+def test_iam_shares_roles_across_domains(
     local_stack: LocalStack, domains: dict[str, str], tmp_path: Path, capsys: Any
 ) -> None:
     for account in (ACCOUNT_B, ACCOUNT_C):
@@ -581,7 +578,7 @@ def _user_settings(client: Any, domain_id: str) -> dict[str, Any]:
     return dict(client.describe_domain(DomainId=domain_id)["DefaultUserSettings"])
 
 
-def test_second_ctrl_c_stops_at_once_with_the_summary(
+def test_second_ctrl_c_stops_at_once(
     local_stack: LocalStack, domains: dict[str, str], tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, domains)
@@ -591,13 +588,8 @@ def test_second_ctrl_c_stops_at_once_with_the_summary(
     process = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 30
     client = sagemaker_client(local_stack, "research-eu")
-    while client.describe_domain(DomainId=domains["research-eu"])["Status"] != (
-        "Updating"
-    ):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.02)
+    wait_until_updating(client, domains["research-eu"], process)
     process.send_signal(signal.SIGINT)
     time.sleep(0.5)
     started = time.monotonic()
@@ -612,6 +604,17 @@ def test_second_ctrl_c_stops_at_once_with_the_summary(
     assert "Traceback" not in err
     sagemaker.set_update_delay(0.05)
     wait_until_in_service(client, domains["research-eu"])
+
+
+def wait_until_updating(
+    client: Any, domain_id: str, process: subprocess.Popen[str]
+) -> None:
+    """Wait until register has sent the domain's update, while it still runs."""
+    deadline = time.monotonic() + 30
+    while client.describe_domain(DomainId=domain_id)["Status"] != "Updating":
+        assert time.monotonic() < deadline
+        assert process.poll() is None
+        time.sleep(0.02)
 
 
 def wait_until_in_service(client: Any, domain_id: str) -> None:

@@ -152,7 +152,7 @@ def minimal_wheel(
 ) -> Path:
     """Write a small wheel that passes the config's checks, without building.
 
-    It holds an empty package and its metadata; ``extra`` goes into a data
+    It contains an empty package and its metadata, and ``extra`` goes into a data
     file, so that wheels with different bytes can be made. Tests that only
     upload or hash a wheel use it.
     """

@@ -35,7 +35,7 @@ The scenario is a JSON object:
   exists and lets account B in.
 
 The report has, for each start, its exit status and output and what the
-home holds after its sync: the clone, the sync log, the status file, the
+home contains after its sync: the clone, the sync log, the status file, the
 managed config files and the installed helper. It also has the requests
 that the package index served and rejected, the CodeArtifact requests, the
 command lines that contained a token while pip ran, the files of the home
